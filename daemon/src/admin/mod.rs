@@ -1,0 +1,115 @@
+//! The admin API: JSON lines over a Unix socket (one [`AdminRequest`] per
+//! line in, one [`AdminResponse`] per line out). The socket's file mode
+//! (0600) decides who may use it. [`server`] serves it inside the daemon;
+//! [`client`] is what `pinwheelctl` uses.
+//!
+//! Requests may carry a PIN (`user add --pin`); it is never echoed back or
+//! logged.
+
+pub mod client;
+pub mod server;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest request line accepted, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// One admin command.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AdminRequest {
+    /// Add a local user. With no PIN, a random one is generated and sent.
+    UserAdd {
+        /// Login name.
+        name: String,
+        /// Email address.
+        email: Option<String>,
+        /// Phone number.
+        phone: Option<String>,
+        /// PIN (4 to 10 digits, per config); generated when absent.
+        pin: Option<String>,
+    },
+    /// List users.
+    UserList,
+    /// Show one user.
+    UserShow {
+        /// Login name.
+        name: String,
+    },
+    /// Delete a user, their device and provision code.
+    UserDelete {
+        /// Login name.
+        name: String,
+    },
+    /// Send the user a new Mobile Provision Code.
+    ProvisionSend {
+        /// Login name.
+        name: String,
+    },
+    /// Daemon status.
+    Status,
+}
+
+impl std::fmt::Debug for AdminRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            AdminRequest::UserAdd { .. } => "user-add",
+            AdminRequest::UserList => "user-list",
+            AdminRequest::UserShow { .. } => "user-show",
+            AdminRequest::UserDelete { .. } => "user-delete",
+            AdminRequest::ProvisionSend { .. } => "provision-send",
+            AdminRequest::Status => "status",
+        };
+        f.write_str(name)
+    }
+}
+
+/// The answer to one request: `{"ok": true, "result": ...}` or
+/// `{"ok": false, "error": "..."}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdminResponse {
+    /// Whether the command succeeded.
+    pub ok: bool,
+    /// The command's result (shape depends on the command).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// What went wrong, for the administrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A user as the admin API shows it (no secrets).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserView {
+    /// Login name.
+    pub name: String,
+    /// Directory (`local`).
+    pub directory: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Whether the user may log in.
+    pub enabled: bool,
+    /// Whether a PIN is set.
+    pub has_pin: bool,
+    /// The provisioned device, if any.
+    pub device: Option<DeviceView>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A device as the admin API shows it (no token, no seed).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeviceView {
+    /// Public device id.
+    pub id: String,
+    /// Name the device gave.
+    pub name: String,
+    /// Current batch number.
+    pub batch: u32,
+    /// Strings left unspent in the batch.
+    pub strings_left: u32,
+    /// Provisioning time, Unix seconds.
+    pub created_at: i64,
+}

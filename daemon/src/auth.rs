@@ -1,0 +1,110 @@
+//! The one rule that decides whether a code is right for a user.
+//!
+//! RADIUS calls [`check_code`] today; the agent API and the pages will call
+//! the same function. It loads the user and device, opens the sealed PIN and
+//! seed, lets [`crate::otc::check_string_code`] spend the index and compare,
+//! and commits the spent index before returning, so a caller that answers
+//! afterwards never answers about an uncommitted decision. The store's lock is
+//! held across read-check-write: two requests with one code cannot both pass.
+//! It never logs the code, the PIN or the strings; the reason it returns is
+//! for the audit log only and must not reach the client.
+
+use crate::daemon::App;
+use crate::otc::{self, Alphabet, DeviceSeed, Pin, Verdict};
+use crate::secrets::Purpose;
+use crate::store::{devices, users, StoreError};
+
+/// The answer for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The code is right and has now been spent.
+    Accept,
+    /// Anything else. The reason is for logs only.
+    Reject(RejectReason),
+}
+
+/// Why a request was rejected (logged and audited, never told to the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// No such user.
+    UnknownUser,
+    /// The user is disabled.
+    Disabled,
+    /// The user has no provisioned device.
+    NoDevice,
+    /// The user has no PIN.
+    NoPin,
+    /// The input is not OTC + index.
+    Malformed,
+    /// The index was spent before.
+    IndexUsed,
+    /// The OTC does not match (the index is now spent).
+    WrongCode,
+    /// A stored value could not be opened (wrong master key or corrupted row).
+    Internal,
+}
+
+impl RejectReason {
+    /// Stable reason code for logs and audit.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::UnknownUser => "unknown_user",
+            RejectReason::Disabled => "disabled",
+            RejectReason::NoDevice => "no_device",
+            RejectReason::NoPin => "no_pin",
+            RejectReason::Malformed => "malformed_code",
+            RejectReason::IndexUsed => "index_used",
+            RejectReason::WrongCode => "wrong_code",
+            RejectReason::Internal => "internal_error",
+        }
+    }
+}
+
+/// Decides whether `input` (OTC followed by the 2-digit string index, or the
+/// legacy `OTC,index`) is right for `username`, spending the index on any
+/// well-formed attempt, and commits before returning.
+///
+/// Errors: only store failures ([`StoreError`]); every wrong input is a
+/// [`Decision::Reject`].
+pub fn check_code(app: &App, username: &str, input: &str) -> Result<Decision, StoreError> {
+    app.store.transaction(|tx| {
+        let Some(user) = users::by_name(tx, username)? else {
+            return Ok(Decision::Reject(RejectReason::UnknownUser));
+        };
+        if !user.enabled {
+            return Ok(Decision::Reject(RejectReason::Disabled));
+        }
+        let Some(device) = devices::by_user(tx, user.id)? else {
+            return Ok(Decision::Reject(RejectReason::NoDevice));
+        };
+        let Some(pin_sealed) = &user.pin_sealed else {
+            return Ok(Decision::Reject(RejectReason::NoPin));
+        };
+        let opened = (|| {
+            let pin = app.key.open(Purpose::Pin, &user.name, pin_sealed).ok()?;
+            let pin = Pin::parse(std::str::from_utf8(&pin).ok()?, 4, 10).ok()?;
+            let seed = app
+                .key
+                .open(Purpose::DeviceSeed, &user.name, &device.seed_sealed)
+                .ok()?;
+            let seed = DeviceSeed::from_bytes(&seed).ok()?;
+            let alphabet = Alphabet::parse(&device.alphabet).ok()?;
+            Some((pin, seed, alphabet))
+        })();
+        let Some((pin, seed, alphabet)) = opened else {
+            tracing::error!(user = %user.name, "cannot open the sealed PIN or seed (wrong master key or corrupted row)");
+            return Ok(Decision::Reject(RejectReason::Internal));
+        };
+        let mut used = device.used;
+        let verdict = otc::check_string_code(&seed, device.batch, alphabet, &pin, &mut used, input);
+        if used != device.used {
+            devices::set_used(tx, &device.id, used)?;
+        }
+        Ok(match verdict {
+            Verdict::Accept => Decision::Accept,
+            Verdict::WrongCode => Decision::Reject(RejectReason::WrongCode),
+            Verdict::IndexAlreadyUsed => Decision::Reject(RejectReason::IndexUsed),
+            Verdict::Malformed => Decision::Reject(RejectReason::Malformed),
+        })
+    })
+}

@@ -1,0 +1,655 @@
+//! The configuration model: the TOML file `pinwheeld` and `pinwheelctl` read.
+//!
+//! Owns parsing (serde with defaults and `deny_unknown_fields`, so a typo is an
+//! error, not a silently ignored key) and [`Config::validate`] for rules that
+//! span several keys. Every error names the file, the line and the key. This
+//! module never opens sockets or databases and never logs a secret: shared
+//! secrets are held in [`Secret`], whose `Debug` is redacted.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Where `pinwheeld` and `pinwheelctl` look for the config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pinwheel/pinwheel.toml";
+
+/// A configuration error. Its `Display` names the file, the line (when known)
+/// and the key, and never includes a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a value has the wrong type or form.
+    #[error("{file}: line {line}: {message}")]
+    Parse {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the offending text.
+        line: usize,
+        /// What is wrong, from the TOML parser (names the key).
+        message: String,
+    },
+    /// The file parsed but a rule across keys does not hold.
+    #[error("{file}: line {line}: key `{key}`: {message}")]
+    Invalid {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the key (0 when the key is absent from the file).
+        line: usize,
+        /// Dotted key path, e.g. `radius.client[0].secret`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A shared secret from the config or a secret file. `Debug` never shows it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret's bytes, for keyed computations only.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Paths and the public address of this server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The HTTP listener (REST provisioning API, health check).
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The RADIUS listener and its clients (NASes).
+    #[serde(default)]
+    pub radius: RadiusConfig,
+    /// How security strings look.
+    #[serde(default)]
+    pub strings: StringsConfig,
+    /// PIN rules.
+    #[serde(default)]
+    pub pin: PinConfig,
+    /// Mobile Provision Code rules.
+    #[serde(default)]
+    pub provision: ProvisionConfig,
+    /// Message transports; the first one is used for every user until
+    /// per-user transport choice arrives. Defaults to one spool folder.
+    #[serde(default, rename = "transport")]
+    pub transports: Vec<TransportConfig>,
+}
+
+/// `[server]`: paths and the public address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Holds the SQLite database and the master key; created 0700 at start.
+    pub state_dir: PathBuf,
+    /// Holds the admin socket; created 0755 at start.
+    pub runtime_dir: PathBuf,
+    /// The admin API's Unix socket. Defaults to `RUNTIME_DIR/admin.sock`.
+    pub admin_socket: Option<PathBuf>,
+    /// The master key file (32 random bytes, created 0600 at first start).
+    /// Defaults to `STATE_DIR/master.key`; a systemd credential named
+    /// `master.key` takes precedence when `$CREDENTIALS_DIRECTORY` is set.
+    pub master_key_file: Option<PathBuf>,
+    /// The base URL users' devices reach this server at; goes into Provision
+    /// URLs and provisioning answers. No trailing slash.
+    pub public_url: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            state_dir: PathBuf::from("/var/lib/pinwheel"),
+            runtime_dir: PathBuf::from("/run/pinwheel"),
+            admin_socket: None,
+            master_key_file: None,
+            public_url: "http://127.0.0.1:8080".to_string(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The admin socket path after defaults are applied.
+    pub fn admin_socket_path(&self) -> PathBuf {
+        self.admin_socket
+            .clone()
+            .unwrap_or_else(|| self.runtime_dir.join("admin.sock"))
+    }
+    /// The SQLite database path: `STATE_DIR/pinwheel.db`.
+    pub fn database_path(&self) -> PathBuf {
+        self.state_dir.join("pinwheel.db")
+    }
+    /// The master key file path after defaults are applied.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("master.key"))
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port to listen on (TCP).
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// `[radius]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadiusConfig {
+    /// Address and port for Access-Requests (UDP).
+    pub listen: SocketAddr,
+    /// Most Access-Requests checked at the same time; more wait in the socket buffer.
+    pub max_in_flight: usize,
+    /// The NASes allowed to send requests. The most specific address match wins.
+    #[serde(rename = "client")]
+    pub clients: Vec<RadiusClientConfig>,
+}
+
+impl Default for RadiusConfig {
+    fn default() -> Self {
+        RadiusConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1812)),
+            max_in_flight: 256,
+            clients: Vec::new(),
+        }
+    }
+}
+
+/// `[[radius.client]]`: one NAS (or a network of them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusClientConfig {
+    /// A name for logs.
+    pub name: String,
+    /// Source address or network (CIDR), e.g. `192.0.2.10/32`.
+    pub address: IpNet,
+    /// The shared secret. Exactly one of `secret` and `secret_file` is required.
+    pub secret: Option<Secret>,
+    /// A file whose first line is the shared secret.
+    pub secret_file: Option<PathBuf>,
+    /// Drop requests without a valid Message-Authenticator (RFC 3579 §3.2,
+    /// BlastRADIUS guidance). Default true.
+    #[serde(default = "default_true")]
+    pub require_message_authenticator: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[strings]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StringsConfig {
+    /// `digits`, `upper`, `upper-digits` or `mixed`.
+    pub alphabet: String,
+}
+
+impl Default for StringsConfig {
+    fn default() -> Self {
+        StringsConfig {
+            alphabet: "digits".to_string(),
+        }
+    }
+}
+
+/// `[pin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PinConfig {
+    /// Length of generated PINs (digits).
+    pub length: usize,
+    /// Shortest PIN accepted (digits, at least 4).
+    pub min_length: usize,
+    /// Longest PIN accepted (digits, at most 10).
+    pub max_length: usize,
+}
+
+impl Default for PinConfig {
+    fn default() -> Self {
+        PinConfig {
+            length: 4,
+            min_length: 4,
+            max_length: 10,
+        }
+    }
+}
+
+/// `[provision]`: Mobile Provision Code rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisionConfig {
+    /// Digits in a Mobile Provision Code.
+    pub code_length: usize,
+    /// How long a code stays valid, e.g. `"15m"`.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// Most codes sent to one user in an hour.
+    pub requests_per_hour: u32,
+}
+
+impl Default for ProvisionConfig {
+    fn default() -> Self {
+        ProvisionConfig {
+            code_length: 10,
+            code_ttl: Duration::from_secs(15 * 60),
+            requests_per_hour: 5,
+        }
+    }
+}
+
+/// `[[transport]]`: one way to deliver messages to users.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportConfig {
+    /// A name for logs and user preferences.
+    pub name: String,
+    /// The implementation. Only the built-in `spool` exists in this version.
+    pub plugin: String,
+    /// Settings for the implementation. `spool`: `folder = "/path"`.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    ///
+    /// Errors: [`ConfigError::Read`] if the file cannot be read,
+    /// [`ConfigError::Parse`] for TOML syntax or a value of the wrong type or
+    /// form (unknown keys included), [`ConfigError::Invalid`] for rules across
+    /// keys (see [`Config::validate`]).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `file` is used in error messages only.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_path_buf(),
+            line: e.span().map(|s| line_of_offset(text, s.start)).unwrap_or(0),
+            message: e.message().to_string(),
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                file: file.to_path_buf(),
+                line: line_of_key(text, &key),
+                key,
+                message,
+            })?;
+        Ok(config)
+    }
+
+    /// The built-in defaults: everything on loopback, state under
+    /// `/var/lib/pinwheel`, one spool transport. There is no default RADIUS
+    /// client (a shared secret cannot have a safe default).
+    pub fn embedded_defaults() -> Config {
+        Config {
+            server: ServerConfig::default(),
+            http: HttpConfig::default(),
+            radius: RadiusConfig::default(),
+            strings: StringsConfig::default(),
+            pin: PinConfig::default(),
+            provision: ProvisionConfig::default(),
+            transports: Vec::new(),
+        }
+    }
+
+    /// Checks rules that span keys. On failure returns the dotted key path
+    /// and a message; [`Config::parse`] turns that into [`ConfigError::Invalid`].
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
+        if crate::otc::Alphabet::parse(&self.strings.alphabet).is_err() {
+            return err(
+                "strings.alphabet",
+                "must be \"digits\", \"upper\", \"upper-digits\" or \"mixed\"",
+            );
+        }
+        let pin = &self.pin;
+        if !(4..=10).contains(&pin.min_length) {
+            return err("pin.min_length", "must be between 4 and 10");
+        }
+        if !(4..=10).contains(&pin.max_length) || pin.max_length < pin.min_length {
+            return err("pin.max_length", "must be between pin.min_length and 10");
+        }
+        if !(pin.min_length..=pin.max_length).contains(&pin.length) {
+            return err(
+                "pin.length",
+                "must be between pin.min_length and pin.max_length",
+            );
+        }
+        if !(6..=20).contains(&self.provision.code_length) {
+            return err("provision.code_length", "must be between 6 and 20 digits");
+        }
+        let ttl = self.provision.code_ttl.as_secs();
+        if !(60..=7 * 24 * 3600).contains(&ttl) {
+            return err("provision.code_ttl", "must be between 1m and 7days");
+        }
+        if self.provision.requests_per_hour == 0 {
+            return err("provision.requests_per_hour", "must be at least 1");
+        }
+        if !(self.server.public_url.starts_with("http://")
+            || self.server.public_url.starts_with("https://"))
+            || self.server.public_url.ends_with('/')
+        {
+            return err(
+                "server.public_url",
+                "must start with http:// or https:// and have no trailing slash",
+            );
+        }
+        if self.radius.max_in_flight == 0 {
+            return err("radius.max_in_flight", "must be at least 1");
+        }
+        if self.http.max_body_bytes < 1024 {
+            return err("http.max_body_bytes", "must be at least 1024");
+        }
+        for (i, client) in self.radius.clients.iter().enumerate() {
+            let key = |k: &str| format!("radius.client[{i}].{k}");
+            match (&client.secret, &client.secret_file) {
+                (Some(_), Some(_)) => {
+                    return Err((key("secret"), "set secret or secret_file, not both".into()))
+                }
+                (None, None) => {
+                    return Err((
+                        key("secret"),
+                        "one of secret or secret_file is required".into(),
+                    ))
+                }
+                (Some(s), None) if s.expose().is_empty() => {
+                    return Err((key("secret"), "must not be empty".into()))
+                }
+                _ => {}
+            }
+            for (j, other) in self.radius.clients.iter().enumerate().take(i) {
+                if other.address == client.address {
+                    return Err((
+                        key("address"),
+                        format!("same address as radius.client[{j}] ({})", other.name),
+                    ));
+                }
+            }
+        }
+        for (i, t) in self.transports.iter().enumerate() {
+            if t.plugin != "spool" {
+                return Err((
+                    format!("transport[{i}].plugin"),
+                    format!(
+                        "unknown transport plugin {:?}; this version has only \"spool\"",
+                        t.plugin
+                    ),
+                ));
+            }
+            match t.config.get("folder") {
+                Some(toml::Value::String(s)) if !s.is_empty() => {}
+                _ => {
+                    return Err((
+                        format!("transport[{i}].config"),
+                        "the spool transport needs folder = \"/path\"".into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every `secret_file` and returns the clients with secrets resolved.
+    ///
+    /// Errors name the client and the file; the secret itself never appears.
+    pub fn resolved_radius_clients(&self) -> Result<Vec<ResolvedClient>, String> {
+        let mut out = Vec::with_capacity(self.radius.clients.len());
+        for c in &self.radius.clients {
+            let secret = match (&c.secret, &c.secret_file) {
+                (Some(s), _) => s.clone(),
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        format!(
+                            "radius client {}: cannot read secret_file {}: {e}",
+                            c.name,
+                            path.display()
+                        )
+                    })?;
+                    let line = text.lines().next().unwrap_or("").trim_end().to_string();
+                    if line.is_empty() {
+                        return Err(format!(
+                            "radius client {}: secret_file {} is empty",
+                            c.name,
+                            path.display()
+                        ));
+                    }
+                    Secret(line)
+                }
+                (None, None) => {
+                    return Err(format!("radius client {}: no shared secret", c.name));
+                }
+            };
+            out.push(ResolvedClient {
+                name: c.name.clone(),
+                address: c.address,
+                secret,
+                require_message_authenticator: c.require_message_authenticator,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The spool folder of the first transport, or `STATE_DIR/spool` when
+    /// none is configured.
+    pub fn spool_folder(&self) -> PathBuf {
+        self.transports
+            .first()
+            .and_then(|t| t.config.get("folder"))
+            .and_then(|v| v.as_str())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.server.state_dir.join("spool"))
+    }
+}
+
+/// A RADIUS client with its shared secret read.
+#[derive(Debug, Clone)]
+pub struct ResolvedClient {
+    /// Name for logs.
+    pub name: String,
+    /// Allowed source network.
+    pub address: IpNet,
+    /// The shared secret.
+    pub secret: Secret,
+    /// Whether requests must carry a valid Message-Authenticator.
+    pub require_message_authenticator: bool,
+}
+
+/// 1-based line number of byte `offset` in `text`.
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Best-effort line of a dotted key path such as `radius.client[1].secret`:
+/// the line where that key is written, else the line of its table header,
+/// else 0 when the key is absent (a default was used).
+fn line_of_key(text: &str, key: &str) -> usize {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let leaf = parts.pop().unwrap_or("");
+    let table = parts.join(".");
+    // Which occurrence of an array-of-tables header: `client[2]` -> 2.
+    let (header, nth) = match table.rfind('[') {
+        Some(open) if table.ends_with(']') => {
+            let n = table[open + 1..table.len() - 1].parse().unwrap_or(0);
+            (table[..open].to_string(), n)
+        }
+        _ => (table.clone(), 0),
+    };
+    let mut seen = 0usize;
+    let mut in_table = header.is_empty();
+    let mut header_line = 0;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            let name = line.trim_matches(|c| c == '[' || c == ']').trim();
+            if name == header {
+                if seen == nth {
+                    in_table = true;
+                    header_line = i + 1;
+                } else {
+                    in_table = false;
+                }
+                seen += 1;
+            } else {
+                in_table = false;
+            }
+            continue;
+        }
+        if in_table {
+            if let Some((k, _)) = line.split_once('=') {
+                if k.trim() == leaf {
+                    return i + 1;
+                }
+            }
+        }
+    }
+    header_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_embedded_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.radius.listen.to_string(), "127.0.0.1:1812");
+        assert_eq!(c.provision.code_length, 10);
+        assert_eq!(c.provision.code_ttl, Duration::from_secs(900));
+        assert_eq!(c.spool_folder(), PathBuf::from("/var/lib/pinwheel/spool"));
+        assert_eq!(
+            c.server.admin_socket_path(),
+            PathBuf::from("/run/pinwheel/admin.sock")
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = parse("[http]\nlisten = \"127.0.0.1:1\"\nlisten_typo = 3\n").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("test.toml: line 3"), "{text}");
+        assert!(text.contains("listen_typo"), "{text}");
+    }
+
+    #[test]
+    fn bad_cidr_names_line() {
+        let e =
+            parse("[[radius.client]]\nname = \"a\"\naddress = \"300.1.1.1/32\"\nsecret = \"s\"\n")
+                .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("line 3"), "{text}");
+    }
+
+    #[test]
+    fn missing_secret_names_key_and_line() {
+        let e = parse(
+            "[[radius.client]]\nname = \"a\"\naddress = \"127.0.0.1/32\"\nsecret = \"x\"\n\
+             [[radius.client]]\nname = \"b\"\naddress = \"10.0.0.0/8\"\n",
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("radius.client[1].secret"), "{text}");
+        assert!(text.contains("line 5"), "{text}");
+    }
+
+    #[test]
+    fn both_secret_and_file_refused_without_showing_secret() {
+        let e = parse(
+            "[[radius.client]]\nname = \"a\"\naddress = \"127.0.0.1/32\"\n\
+             secret = \"hunter2-secret\"\nsecret_file = \"/x\"\n",
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("line 4"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn duration_and_ranges_checked() {
+        let e = parse("[provision]\ncode_ttl = \"soon\"\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = parse("[pin]\nlength = 12\n").unwrap_err();
+        assert!(e.to_string().contains("pin.length"), "{e}");
+        let e = parse("[strings]\nalphabet = \"emoji\"\n").unwrap_err();
+        assert!(e.to_string().contains("strings.alphabet"), "{e}");
+        let e = parse("[server]\npublic_url = \"ftp://x\"\n").unwrap_err();
+        assert!(e.to_string().contains("server.public_url"), "{e}");
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("topsecret");
+        assert!(!format!("{s:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn shipped_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/pinwheel.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.radius.clients.len(), 1);
+        assert!(c.resolved_radius_clients().is_ok());
+    }
+
+    #[test]
+    fn unknown_transport_plugin_refused() {
+        let e = parse("[[transport]]\nname = \"m\"\nplugin = \"smtp\"\n").unwrap_err();
+        assert!(e.to_string().contains("transport[0].plugin"), "{e}");
+        assert!(e.to_string().contains("line 3"), "{e}");
+    }
+}

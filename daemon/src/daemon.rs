@@ -1,0 +1,157 @@
+//! The running daemon: [`App`] is the state every front door shares (config,
+//! store, master key, transport), and [`run`] binds the listeners, tells
+//! systemd it is ready, serves until SIGTERM/SIGINT and drains.
+//!
+//! Listeners are bound before anything is served, so a port in use is a
+//! clear start-up error, and READY=1 is sent only once all of them are bound.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::secrets::MasterKey;
+use crate::store::Store;
+use crate::transport::spool::SpoolTransport;
+use crate::transport::Transport;
+
+/// Shared state of the running daemon.
+pub struct App {
+    /// The validated configuration.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// The master key (seals PINs and seeds, hashes codes and tokens).
+    pub key: MasterKey,
+    /// Where messages to users go.
+    pub transport: Box<dyn Transport>,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+impl App {
+    /// Opens the state directory, master key and store for `config`.
+    ///
+    /// Errors name the path that failed.
+    pub fn open(config: Config) -> anyhow::Result<App> {
+        use std::os::unix::fs::DirBuilderExt;
+        let state = &config.server.state_dir;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state)
+            .with_context(|| format!("cannot create state directory {}", state.display()))?;
+        let key_path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) if PathBuf::from(&dir).join("master.key").exists() => {
+                PathBuf::from(dir).join("master.key")
+            }
+            _ => config.server.master_key_path(),
+        };
+        let key = MasterKey::load_or_create(&key_path)?;
+        let db = config.server.database_path();
+        let store =
+            Store::open(&db).with_context(|| format!("cannot open database {}", db.display()))?;
+        let name = config
+            .transports
+            .first()
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| "spool".to_string());
+        let transport = Box::new(SpoolTransport::new(name, config.spool_folder()));
+        Ok(App {
+            config,
+            store,
+            key,
+            transport,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// What [`run`] bound, for logs and tests.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    /// HTTP listener address.
+    pub http: SocketAddr,
+    /// RADIUS auth listener address.
+    pub radius: SocketAddr,
+    /// Admin socket path.
+    pub admin: PathBuf,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, then drains and returns.
+///
+/// Errors: a listener that cannot be bound, a state directory, key or
+/// database that cannot be opened, unreadable RADIUS secret files.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let clients = config
+        .resolved_radius_clients()
+        .map_err(anyhow::Error::msg)?;
+    let app = Arc::new(App::open(config)?);
+    let cfg = &app.config;
+
+    let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", cfg.http.listen))?;
+    let radius_socket = tokio::net::UdpSocket::bind(cfg.radius.listen)
+        .await
+        .with_context(|| format!("cannot listen for RADIUS on udp {}", cfg.radius.listen))?;
+    let admin_path = cfg.server.admin_socket_path();
+    let admin_listener = crate::admin::server::bind(&admin_path)
+        .with_context(|| format!("cannot listen on admin socket {}", admin_path.display()))?;
+
+    let bound = Bound {
+        http: http_listener.local_addr()?,
+        radius: radius_socket.local_addr()?,
+        admin: admin_path.clone(),
+    };
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+
+    let http_task = tokio::spawn(crate::http::serve(
+        app.clone(),
+        http_listener,
+        shutdown_rx.clone(),
+    ));
+    let radius_task = tokio::spawn(crate::radius::server::serve(
+        app.clone(),
+        clients,
+        radius_socket,
+        shutdown_rx.clone(),
+    ));
+    let admin_task = tokio::spawn(crate::admin::server::serve(
+        app.clone(),
+        admin_listener,
+        shutdown_rx.clone(),
+    ));
+
+    tracing::info!(
+        http = %bound.http,
+        radius = %bound.radius,
+        admin = %bound.admin.display(),
+        clients = app.config.radius.clients.len(),
+        "pinwheeld {} serving",
+        env!("CARGO_PKG_VERSION")
+    );
+    crate::system::notify_ready();
+
+    crate::system::wait_for_shutdown_signal().await?;
+    tracing::info!("shutting down: draining in-flight requests");
+    crate::system::notify_stopping();
+    let _ = shutdown_tx.send(true);
+    let drain = async {
+        let _ = http_task.await;
+        let _ = radius_task.await;
+        let _ = admin_task.await;
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight work did not finish within 10 s; exiting anyway");
+    }
+    let _ = std::fs::remove_file(&admin_path);
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! REST provisioning API (`/api/v1`), JSON in and out:
+//!
+//! - `POST /provision/request {username}` -> always 202 (the code goes only
+//!   to the user's transport; the answer is the same for unknown users);
+//! - `POST /provision {username, code, device: {name}}` -> 200 `{device_id,
+//!   device_token, mode, batch, strings[99], server}` or 403
+//!   `{error: "PROVISION_FAILURE", message: "Provision Failure"}`;
+//! - `POST /strings` with `Authorization: Bearer TOKEN` -> 200 `{batch,
+//!   strings[99]}` or 401;
+//! - `GET /server-settings` -> `{server, mode, alphabet}`.
+//!
+//! Errors are JSON `{error, message}`; a malformed body is a 400 that says
+//! what is wrong with it, never a code or token.
+
+// Handler helpers return axum's `Response` as their error: it is what the
+// handler sends, and boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::daemon::App;
+use crate::provision::{self, ProvisionError};
+
+/// The `/api/v1` routes.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/provision/request", post(request_code))
+        .route("/provision", post(redeem))
+        .route("/strings", post(strings))
+        .route("/server-settings", get(server_settings))
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        // serde_json's message names the field and position, not the value.
+        error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRequest {
+    username: String,
+}
+
+async fn request_code(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let req: CodeRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let username = req.username.trim().to_string();
+    if username.is_empty() || username.len() > 256 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "username must be 1 to 256 characters",
+        );
+    }
+    let outcome =
+        blocking(move || provision::send_code(&app, &username).map_err(|e| (username, e))).await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err((user, e))) => tracing::info!(user = %user, "provision code request not sent: {e}"),
+        Err(resp) => return resp,
+    }
+    // Same answer whatever happened: the page must not reveal who exists.
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "accepted", "message": "If the user exists, a Mobile Provision Code has been sent to their registered address."})),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceInfo {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemRequest {
+    username: String,
+    code: String,
+    #[serde(default)]
+    device: Option<DeviceInfo>,
+}
+
+async fn redeem(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let req: RedeemRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let server = app.config.server.public_url.clone();
+    let name = req.device.map(|d| d.name).unwrap_or_default();
+    let outcome =
+        blocking(move || provision::redeem(&app, req.username.trim(), &req.code, &name)).await;
+    match outcome {
+        Ok(Ok(p)) => {
+            let strings: Vec<&str> = p.strings.iter().map(|s| s.as_str()).collect();
+            Json(json!({
+                "device_id": p.device_id,
+                "device_token": p.device_token,
+                "mode": "strings",
+                "batch": p.batch,
+                "strings": strings,
+                "server": server,
+            }))
+            .into_response()
+        }
+        Ok(Err(ProvisionError::Failure)) => error(
+            StatusCode::FORBIDDEN,
+            "PROVISION_FAILURE",
+            "Provision Failure",
+        ),
+        Ok(Err(e)) => {
+            tracing::error!("provision redeem failed: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error",
+            )
+        }
+        Err(resp) => resp,
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
+async fn strings(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "an Authorization: Bearer device token is required",
+        );
+    };
+    match blocking(move || provision::next_batch(&app, &token)).await {
+        Ok(Ok((batch, strings))) => {
+            let strings: Vec<&str> = strings.iter().map(|s| s.as_str()).collect();
+            Json(json!({"batch": batch, "strings": strings})).into_response()
+        }
+        Ok(Err(ProvisionError::BadToken)) => error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "device token not recognised; provision the device again",
+        ),
+        Ok(Err(e)) => {
+            tracing::error!("new batch failed: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error",
+            )
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn server_settings(State(app): State<Arc<App>>) -> Response {
+    Json(json!({
+        "server": app.config.server.public_url,
+        "mode": "strings",
+        "alphabet": app.config.strings.alphabet,
+    }))
+    .into_response()
+}

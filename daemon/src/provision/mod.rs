@@ -1,0 +1,289 @@
+//! Mobile Provision Codes and device binding.
+//!
+//! Owns the rules of DESIGN.md: a code of `code_length` digits, valid
+//! `code_ttl`, stored only as a keyed hash, one outstanding per user (a new
+//! request replaces the old), at most `requests_per_hour` per user, sent only
+//! over the user's own transport. One redeem attempt spends the code, right or
+//! wrong; a successful one binds a new device (replacing and revoking any
+//! earlier one) and returns its token and first batch of strings. Every
+//! failure of a code looks the same to the caller ([`ProvisionError::Failure`],
+//! "Provision Failure"), whatever the cause. Never logs a code or token.
+
+use base64::Engine as _;
+use rand::Rng as _;
+
+use crate::daemon::App;
+use crate::otc::{self, Alphabet, DeviceSeed, SecurityString};
+use crate::secrets::{self, Purpose};
+use crate::store::{devices, provision_codes, users, StoreError};
+use crate::transport::{Message, MessageKind, TransportError};
+
+/// Longest code or token input looked at; longer input is a failure.
+const MAX_INPUT_LEN: usize = 128;
+
+/// Errors of provisioning. Their `Display` never holds a code or token.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// Wrong, expired, already used or missing code, or unknown user: the
+    /// user guide's "Provision Failure".
+    #[error("Provision Failure")]
+    Failure,
+    /// No such user (only reported to administrators).
+    #[error("user {0} not found")]
+    UnknownUser(String),
+    /// The user has neither email nor phone.
+    #[error("user {0} has no email address or phone number to send the code to")]
+    NoRecipient(String),
+    /// The hourly limit of codes for this user is reached.
+    #[error(
+        "user {user} was already sent {limit} provision codes in the last hour; try again later"
+    )]
+    RateLimited {
+        /// The user.
+        user: String,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// The user is disabled.
+    #[error("user {0} is disabled")]
+    Disabled(String),
+    /// The message could not be sent; any earlier code stays valid.
+    #[error("the provision code could not be sent ({0}); any earlier code is still valid")]
+    Transport(#[from] TransportError),
+    /// The device token is unknown or revoked.
+    #[error("device token not recognised (the device may have been replaced)")]
+    BadToken,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored secret could not be opened.
+    #[error("a stored secret could not be opened (wrong master key or corrupted row)")]
+    Sealed,
+}
+
+/// A freshly bound device, as returned to the mobile client.
+pub struct Provisioned {
+    /// Public device identifier.
+    pub device_id: String,
+    /// The device's bearer token (shown once, stored only as a keyed hash).
+    pub device_token: String,
+    /// Batch number of `strings`.
+    pub batch: u32,
+    /// 99 security strings; element i is index i+1.
+    pub strings: Vec<SecurityString>,
+}
+
+/// Generates a code of `length` uniformly random digits.
+fn new_code(length: usize) -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..length)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
+
+/// Percent-encodes a value for a URL fragment parameter (RFC 3986 unreserved kept).
+fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The Provision URL: the code travels in the fragment, which browsers never
+/// send to servers or proxies, so it stays out of their logs.
+pub fn provision_url(public_url: &str, username: &str, code: &str) -> String {
+    format!(
+        "{public_url}/provision#user={}&code={}",
+        encode_component(username),
+        encode_component(code)
+    )
+}
+
+/// Issues a new Mobile Provision Code for `username` and sends it over the
+/// user's transport; it replaces any earlier code only once it is sent.
+///
+/// Errors: [`ProvisionError::UnknownUser`], `Disabled`, `NoRecipient`,
+/// `RateLimited`, `Transport` (earlier code kept), `Store`. The REST API
+/// hides all of these behind the same 202.
+pub fn send_code(app: &App, username: &str) -> Result<(), ProvisionError> {
+    let now = crate::unix_now();
+    let cfg = &app.config.provision;
+    let user = app
+        .store
+        .with(|c| users::by_name(c, username))?
+        .ok_or_else(|| ProvisionError::UnknownUser(username.to_string()))?;
+    if !user.enabled {
+        return Err(ProvisionError::Disabled(user.name));
+    }
+    let recipient = user
+        .email
+        .clone()
+        .or_else(|| user.phone.clone())
+        .ok_or_else(|| ProvisionError::NoRecipient(user.name.clone()))?;
+    let sent = app
+        .store
+        .with(|c| provision_codes::requests_since(c, user.id, now - 3600))?;
+    if sent >= cfg.requests_per_hour {
+        return Err(ProvisionError::RateLimited {
+            user: user.name,
+            limit: cfg.requests_per_hour,
+        });
+    }
+    let code = zeroize::Zeroizing::new(new_code(cfg.code_length));
+    let minutes = cfg.code_ttl.as_secs().div_ceil(60);
+    let message = Message {
+        kind: MessageKind::ProvisionCode,
+        username: user.name.clone(),
+        recipient,
+        subject: "Your Mobile Provision Code".to_string(),
+        body: format!(
+            "Your Mobile Provision Code is: {code}\n\
+             It is valid for {minutes} minutes and can be used once.\n\
+             Enter it in the mobile app with the Re-provision option, or open this Provision URL on your phone:\n\
+             {url}\n",
+            code = code.as_str(),
+            url = provision_url(&app.config.server.public_url, &user.name, &code),
+        ),
+    };
+    app.transport.send(&message)?;
+    let hash = app.key.keyed_hash(Purpose::ProvisionCode, code.as_bytes());
+    let expires = now + cfg.code_ttl.as_secs() as i64;
+    app.store
+        .transaction(|tx| provision_codes::replace(tx, user.id, &hash, expires, now))?;
+    tracing::info!(user = %user.name, transport = app.transport.name(), "provision code sent");
+    Ok(())
+}
+
+/// Redeems a Mobile Provision Code: spends it whatever the outcome, and on
+/// success binds a new device to the user (revoking any earlier device, its
+/// token and its strings) and returns the first batch of strings.
+///
+/// Errors: [`ProvisionError::Failure`] for every kind of wrong input (unknown
+/// user, no outstanding code, wrong code, expired code, disabled user);
+/// `Store`/`Sealed` for server faults.
+pub fn redeem(
+    app: &App,
+    username: &str,
+    code: &str,
+    device_name: &str,
+) -> Result<Provisioned, ProvisionError> {
+    if code.len() > MAX_INPUT_LEN || username.len() > MAX_INPUT_LEN {
+        return Err(ProvisionError::Failure);
+    }
+    let now = crate::unix_now();
+    let offered = app
+        .key
+        .keyed_hash(Purpose::ProvisionCode, code.trim().as_bytes());
+    let alphabet = Alphabet::parse(&app.config.strings.alphabet).unwrap_or(Alphabet::Digits);
+    let device_name: String = device_name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let outcome = app.store.transaction(|tx| {
+        let Some(user) = users::by_name(tx, username)? else {
+            return Ok(Err(ProvisionError::Failure));
+        };
+        // Taking the row spends the code, right or wrong; the commit below
+        // keeps that even when this attempt fails.
+        let Some(stored) = provision_codes::take(tx, user.id)? else {
+            return Ok(Err(ProvisionError::Failure));
+        };
+        let matches = otc::ct_eq(&stored.code_hash, &offered);
+        if !matches || now > stored.expires_at || !user.enabled {
+            return Ok(Err(ProvisionError::Failure));
+        }
+        let seed = DeviceSeed::random();
+        let token_bytes = zeroize::Zeroizing::new(secrets::random_bytes(32));
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes.as_slice());
+        let device = devices::DeviceRow {
+            id: hex::encode(secrets::random_bytes(16)),
+            user_id: user.id,
+            name: if device_name.is_empty() {
+                "mobile".to_string()
+            } else {
+                device_name.clone()
+            },
+            seed_sealed: app
+                .key
+                .seal(Purpose::DeviceSeed, &user.name, seed.as_bytes()),
+            alphabet: alphabet.as_str().to_string(),
+            batch: 1,
+            used: otc::UsedSet::default(),
+            created_at: now,
+        };
+        let token_hash = app.key.keyed_hash(Purpose::DeviceToken, token.as_bytes());
+        devices::replace(tx, &device, &token_hash)?;
+        Ok::<_, StoreError>(Ok(Provisioned {
+            device_id: device.id,
+            device_token: token,
+            batch: 1,
+            strings: otc::derive_batch(&seed, 1, alphabet),
+        }))
+    })?;
+    match &outcome {
+        Ok(p) => tracing::info!(user = %username, device = %p.device_id, "device provisioned"),
+        Err(_) => tracing::info!(user = %username, "provision failure"),
+    }
+    outcome
+}
+
+/// Moves the device holding `token` to its next batch (every string of the
+/// old batch stops working) and returns the new strings.
+///
+/// Errors: [`ProvisionError::BadToken`] for an unknown or revoked token.
+pub fn next_batch(app: &App, token: &str) -> Result<(u32, Vec<SecurityString>), ProvisionError> {
+    if token.is_empty() || token.len() > MAX_INPUT_LEN {
+        return Err(ProvisionError::BadToken);
+    }
+    let token_hash = app.key.keyed_hash(Purpose::DeviceToken, token.as_bytes());
+    app.store.transaction(|tx| {
+        let device = devices::by_token_hash(tx, &token_hash)?.ok_or(ProvisionError::BadToken)?;
+        let user: String = tx
+            .query_row(
+                "SELECT name FROM users WHERE id = ?1",
+                [device.user_id],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::from)?;
+        let seed = app
+            .key
+            .open(Purpose::DeviceSeed, &user, &device.seed_sealed)
+            .map_err(|_| ProvisionError::Sealed)?;
+        let seed = DeviceSeed::from_bytes(&seed).map_err(|_| ProvisionError::Sealed)?;
+        let alphabet = Alphabet::parse(&device.alphabet).map_err(|_| ProvisionError::Sealed)?;
+        let batch = device.batch.saturating_add(1);
+        devices::set_batch(tx, &device.id, batch)?;
+        tracing::info!(user = %user, device = %device.id, batch, "new batch of security strings");
+        Ok((batch, otc::derive_batch(&seed, batch, alphabet)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_digits_of_the_right_length() {
+        for len in [6, 10, 20] {
+            let c = new_code(len);
+            assert_eq!(c.len(), len);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn provision_url_keeps_code_in_fragment_and_escapes() {
+        let url = provision_url("https://vpn.example.org", "j doe&x", "0123456789");
+        assert_eq!(
+            url,
+            "https://vpn.example.org/provision#user=j%20doe%26x&code=0123456789"
+        );
+        assert!(!url.contains('?'));
+    }
+}

@@ -1,0 +1,427 @@
+//! The RADIUS authentication loop: the only code that touches the UDP socket.
+//!
+//! For each datagram: find the client by source address (most specific CIDR
+//! wins; unknown sources are dropped), decode and check the packet with that
+//! client's shared secret (a bad Message-Authenticator, or a missing one when
+//! the client requires it, is dropped), answer a retransmission from the
+//! reply cache without checking again (RFC 5080 §2.2.2), and otherwise hand
+//! the Access-Request to [`crate::auth::check_code`] on the blocking pool,
+//! bounded by `radius.max_in_flight`. The reply is sent only after the spent
+//! index is committed. Drops are logged at most a few times a second, so a
+//! flood cannot fill the journal. Never logs a password, code or secret.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+
+use super::codec::{self, Code, Request};
+use crate::auth::{self, Decision};
+use crate::config::ResolvedClient;
+use crate::daemon::App;
+
+/// How long a reply is kept for retransmissions (RFC 5080 §2.2.2).
+const REPLY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most entries in the reply cache; older ones are evicted beyond this.
+const REPLY_CACHE_MAX: usize = 65_536;
+
+/// Picks the client whose network contains `ip` with the longest prefix.
+pub fn find_client(clients: &[ResolvedClient], ip: IpAddr) -> Option<&ResolvedClient> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    clients
+        .iter()
+        .filter(|c| c.address.contains(&ip))
+        .max_by_key(|c| c.address.prefix_len())
+}
+
+/// Key of a request for duplicate detection: source, identifier, authenticator.
+type CacheKey = (SocketAddr, u8, [u8; 16]);
+
+enum CacheEntry {
+    /// Being checked now: a retransmission is dropped (the answer will come).
+    InFlight,
+    /// Answered at the instant given.
+    Answered(Instant, Arc<Vec<u8>>),
+}
+
+#[derive(Default)]
+struct ReplyCache {
+    entries: HashMap<CacheKey, CacheEntry>,
+}
+
+impl ReplyCache {
+    fn prune(&mut self) {
+        let now = Instant::now();
+        self.entries.retain(|_, e| match e {
+            CacheEntry::InFlight => true,
+            CacheEntry::Answered(at, _) => now.duration_since(*at) < REPLY_CACHE_TTL,
+        });
+    }
+}
+
+/// Rate limit for drop log lines: at most `PER_SECOND` lines a second.
+struct LogLimiter {
+    window: Mutex<(Instant, u32, u64)>,
+}
+
+impl LogLimiter {
+    const PER_SECOND: u32 = 10;
+
+    fn new() -> Self {
+        LogLimiter {
+            window: Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+
+    /// Whether to log now; reports how many lines were suppressed before.
+    fn allow(&self) -> Option<u64> {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if now.duration_since(w.0) >= Duration::from_secs(1) {
+            let suppressed = w.2;
+            *w = (now, 1, 0);
+            return Some(suppressed);
+        }
+        if w.1 < Self::PER_SECOND {
+            w.1 += 1;
+            Some(0)
+        } else {
+            w.2 += 1;
+            None
+        }
+    }
+}
+
+struct Server {
+    app: Arc<App>,
+    clients: Vec<ResolvedClient>,
+    socket: UdpSocket,
+    cache: Mutex<ReplyCache>,
+    limiter: LogLimiter,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Server {
+    fn drop_packet(&self, from: SocketAddr, why: &str) {
+        if let Some(suppressed) = self.limiter.allow() {
+            if suppressed > 0 {
+                tracing::warn!("{suppressed} further dropped RADIUS packets not logged");
+            }
+            tracing::warn!(source = %from, "RADIUS packet dropped: {why}");
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, ReplyCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Serves Access-Requests on `socket` until `shutdown` turns true, then
+/// waits for in-flight requests to be answered.
+pub async fn serve(
+    app: Arc<App>,
+    clients: Vec<ResolvedClient>,
+    socket: UdpSocket,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let max = app.config.radius.max_in_flight;
+    let server = Arc::new(Server {
+        app,
+        clients,
+        socket,
+        cache: Mutex::new(ReplyCache::default()),
+        limiter: LogLimiter::new(),
+        in_flight: Arc::new(Semaphore::new(max)),
+    });
+    // One byte more than the largest legal packet, to detect oversize ones.
+    let mut buf = vec![0u8; codec::MAX_PACKET_LEN + 1];
+    let mut last_prune = Instant::now();
+    loop {
+        let received = tokio::select! {
+            r = server.socket.recv_from(&mut buf) => r,
+            _ = crate::system::shutdown_requested(&mut shutdown) => break,
+        };
+        let (len, from) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on Linux; keep serving.
+                tracing::debug!("RADIUS recv error: {e}");
+                continue;
+            }
+        };
+        if last_prune.elapsed() > Duration::from_secs(5) {
+            server.cache().prune();
+            last_prune = Instant::now();
+        }
+        let datagram = buf[..len].to_vec();
+        // Wait for a slot: the socket buffer holds the rest, nothing unbounded grows.
+        let permit = tokio::select! {
+            p = server.in_flight.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = crate::system::shutdown_requested(&mut shutdown) => break,
+        };
+        let server = server.clone();
+        tokio::spawn(async move {
+            handle_datagram(&server, datagram, from).await;
+            drop(permit);
+        });
+    }
+    // Drain: every permit back means every in-flight request was answered.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        server.in_flight.acquire_many(max as u32),
+    )
+    .await;
+}
+
+async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAddr) {
+    let Some(client) = find_client(&server.clients, from.ip()) else {
+        server.drop_packet(
+            from,
+            "unknown client (no [[radius.client]] address matches)",
+        );
+        return;
+    };
+    if datagram.len() > codec::MAX_PACKET_LEN {
+        server.drop_packet(from, "packet longer than 4096 bytes");
+        return;
+    }
+    let secret = client.secret.expose();
+    let request = match codec::decode_request(&datagram, secret) {
+        Ok(r) => r,
+        Err(e) => {
+            server.drop_packet(
+                from,
+                &format!(
+                    "client {}: malformed or not signed with its shared secret: {e}",
+                    client.name
+                ),
+            );
+            return;
+        }
+    };
+    if request.code == Code::StatusServer && !request.has_message_authenticator {
+        // RFC 5997 §3: Status-Server without Message-Authenticator is silently discarded.
+        server.drop_packet(
+            from,
+            &format!(
+                "client {}: Status-Server without Message-Authenticator",
+                client.name
+            ),
+        );
+        return;
+    }
+    if client.require_message_authenticator && !request.has_message_authenticator {
+        server.drop_packet(
+            from,
+            &format!(
+                "client {}: no Message-Authenticator, which this client requires (require_message_authenticator = true)",
+                client.name
+            ),
+        );
+        return;
+    }
+    let key: CacheKey = (from, request.identifier, request.authenticator);
+    enum Seen {
+        New,
+        Retransmission(Arc<Vec<u8>>),
+        InFlight,
+        CacheFull,
+    }
+    let seen = {
+        let mut cache = server.cache();
+        match cache.entries.get(&key) {
+            Some(CacheEntry::Answered(at, reply)) if at.elapsed() < REPLY_CACHE_TTL => {
+                Seen::Retransmission(reply.clone())
+            }
+            Some(CacheEntry::InFlight) => Seen::InFlight,
+            _ => {
+                if cache.entries.len() >= REPLY_CACHE_MAX {
+                    cache.prune();
+                }
+                if cache.entries.len() >= REPLY_CACHE_MAX {
+                    Seen::CacheFull
+                } else {
+                    cache.entries.insert(key, CacheEntry::InFlight);
+                    Seen::New
+                }
+            }
+        }
+    };
+    match seen {
+        Seen::New => {}
+        Seen::InFlight => return,
+        Seen::Retransmission(reply) => {
+            tracing::debug!(source = %from, id = request.identifier, "retransmission answered from cache");
+            let _ = server.socket.send_to(&reply, from).await;
+            return;
+        }
+        Seen::CacheFull => {
+            server.drop_packet(
+                from,
+                "reply cache full; request dropped (the NAS will retry)",
+            );
+            return;
+        }
+    }
+    let reply = answer(server, client, &request, from).await;
+    let to_send = {
+        let mut cache = server.cache();
+        match reply {
+            Some(bytes) => {
+                let bytes = Arc::new(bytes);
+                cache
+                    .entries
+                    .insert(key, CacheEntry::Answered(Instant::now(), bytes.clone()));
+                Some(bytes)
+            }
+            None => {
+                cache.entries.remove(&key);
+                None
+            }
+        }
+    };
+    if let Some(bytes) = to_send {
+        if let Err(e) = server.socket.send_to(&bytes, from).await {
+            tracing::warn!(source = %from, "RADIUS reply could not be sent: {e}");
+        }
+    }
+}
+
+/// Decides and encodes the reply to one checked request; `None` drops it.
+async fn answer(
+    server: &Arc<Server>,
+    client: &ResolvedClient,
+    request: &Request,
+    from: SocketAddr,
+) -> Option<Vec<u8>> {
+    let secret = client.secret.expose();
+    let (code, attributes): (Code, Vec<(u8, Vec<u8>)>) = match request.code {
+        Code::StatusServer => (Code::AccessAccept, Vec::new()),
+        Code::AccessRequest => {
+            let username = request.user_name().map(str::to_string);
+            let password = match request.user_password(secret) {
+                Ok(p) => p,
+                Err(e) => {
+                    server.drop_packet(
+                        from,
+                        &format!("client {}: bad User-Password: {e}", client.name),
+                    );
+                    return None;
+                }
+            };
+            let decision = match (username, password) {
+                (Some(user), Some(password)) => {
+                    let app = server.app.clone();
+                    let input = String::from_utf8_lossy(&password).into_owned();
+                    let user_for_log = user.clone();
+                    let decided =
+                        tokio::task::spawn_blocking(move || auth::check_code(&app, &user, &input))
+                            .await;
+                    match decided {
+                        Ok(Ok(d)) => {
+                            match d {
+                                Decision::Accept => {
+                                    tracing::info!(user = %user_for_log, nas = %client.name, source = %from, "Access-Accept")
+                                }
+                                Decision::Reject(r) => {
+                                    tracing::info!(user = %user_for_log, nas = %client.name, source = %from, reason = r.code(), "Access-Reject")
+                                }
+                            }
+                            d
+                        }
+                        Ok(Err(e)) => {
+                            // The store failed: we cannot know the index is spent, so no answer at all
+                            // (the NAS retries or fails over) rather than an Accept we cannot stand behind.
+                            tracing::error!(user = %user_for_log, "authentication not decided, store error: {e}");
+                            return None;
+                        }
+                        Err(e) => {
+                            tracing::error!(user = %user_for_log, "authentication task failed: {e}");
+                            return None;
+                        }
+                    }
+                }
+                (None, _) => {
+                    tracing::info!(nas = %client.name, source = %from, reason = "no_user_name", "Access-Reject");
+                    Decision::Reject(auth::RejectReason::UnknownUser)
+                }
+                (Some(user), None) => {
+                    tracing::info!(user = %user, nas = %client.name, source = %from, reason = "no_user_password", "Access-Reject");
+                    Decision::Reject(auth::RejectReason::Malformed)
+                }
+            };
+            match decision {
+                Decision::Accept => (Code::AccessAccept, Vec::new()),
+                Decision::Reject(_) => (Code::AccessReject, Vec::new()),
+            }
+        }
+        other => {
+            server.drop_packet(
+                from,
+                &format!(
+                    "client {}: {other:?} is not accepted on the authentication port",
+                    client.name
+                ),
+            );
+            return None;
+        }
+    };
+    match codec::encode_reply(code, request, &attributes, secret) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::error!(source = %from, "RADIUS reply could not be encoded: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn client(name: &str, net: &str) -> ResolvedClient {
+        ResolvedClient {
+            name: name.into(),
+            address: net.parse().unwrap(),
+            secret: Secret::new("s"),
+            require_message_authenticator: true,
+        }
+    }
+
+    #[test]
+    fn most_specific_client_wins() {
+        let clients = vec![
+            client("wide", "10.0.0.0/8"),
+            client("narrow", "10.1.2.0/24"),
+            client("host", "10.1.2.3/32"),
+            client("v6", "2001:db8::/32"),
+        ];
+        let pick = |ip: &str| find_client(&clients, ip.parse().unwrap()).map(|c| c.name.clone());
+        assert_eq!(pick("10.1.2.3").as_deref(), Some("host"));
+        assert_eq!(pick("10.1.2.4").as_deref(), Some("narrow"));
+        assert_eq!(pick("10.9.9.9").as_deref(), Some("wide"));
+        assert_eq!(pick("::ffff:10.1.2.3").as_deref(), Some("host"));
+        assert_eq!(pick("2001:db8::1").as_deref(), Some("v6"));
+        assert_eq!(pick("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn log_limiter_caps_lines_per_second() {
+        let l = LogLimiter::new();
+        let allowed = (0..100).filter(|_| l.allow().is_some()).count();
+        assert_eq!(allowed, LogLimiter::PER_SECOND as usize);
+    }
+}

@@ -1,0 +1,52 @@
+//! What touches the operating system: logging set-up, sd_notify, signals.
+//! Nothing else in the crate talks to systemd or installs signal handlers.
+
+/// Logs to stderr (journald captures it under systemd). The filter comes from
+/// `PINWHEEL_LOG` (e.g. `debug`), default `info`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PINWHEEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    if under_journald {
+        // journald adds its own timestamps.
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Tells systemd the daemon is ready (no-op without `NOTIFY_SOCKET`).
+pub fn notify_ready() {
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("sd_notify READY failed: {e}");
+    }
+}
+
+/// Tells systemd the daemon is stopping (no-op without `NOTIFY_SOCKET`).
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+}
+
+/// Waits for SIGTERM or SIGINT.
+///
+/// Errors: the signal handlers could not be installed.
+pub async fn wait_for_shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
+
+/// Resolves once `shutdown` holds `true` (or its sender is gone).
+pub async fn shutdown_requested(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
