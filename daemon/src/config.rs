@@ -366,8 +366,8 @@ impl Config {
             return err("provision.code_length", "must be between 6 and 20 digits");
         }
         let ttl = self.provision.code_ttl.as_secs();
-        if !(60..=7 * 24 * 3600).contains(&ttl) {
-            return err("provision.code_ttl", "must be between 1m and 7days");
+        if !(1..=7 * 24 * 3600).contains(&ttl) {
+            return err("provision.code_ttl", "must be between 1s and 7days");
         }
         if self.provision.requests_per_hour == 0 {
             return err("provision.requests_per_hour", "must be at least 1");

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# tools/test.sh - run every Pinwheel test on this machine.
+#
+# Installs the real peers the integration tests talk to (Debian's
+# freeradius-utils for radclient) without letting any package start a system
+# service, builds the whole workspace, then runs unit and integration tests.
+# Needs: a Rust toolchain (cargo >= 1.85, e.g. from rustup), apt-get, and root
+# or sudo for the package install. Every server the tests start is private to
+# the test, on 127.0.0.1, on ports chosen at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+command -v cargo >/dev/null || {
+    echo "cargo not found: install Rust >= 1.85 (https://rustup.rs) and run this again" >&2
+    exit 1
+}
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+install_packages() {
+    local missing=()
+    command -v radclient >/dev/null || missing+=(freeradius-utils)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    step "installing ${missing[*]} (system services kept from starting)"
+    local made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    local rc=0
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq || rc=$?
+    if [ $rc -eq 0 ]; then
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+    fi
+    if [ $made_policy = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+    if [ $rc -ne 0 ]; then
+        echo "apt-get failed (exit $rc) installing ${missing[*]}" >&2
+        exit $rc
+    fi
+}
+
+install_packages
+
+step "building the workspace"
+cargo build --workspace --locked
+
+step "running unit and integration tests"
+cargo test --workspace --locked
