@@ -30,6 +30,8 @@ install_packages() {
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
         $SUDO chmod 755 /usr/sbin/policy-rc.d
         made_policy=1
+        # Never leave the policy behind, even when interrupted.
+        trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     local rc=0
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq || rc=$?

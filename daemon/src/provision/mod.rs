@@ -143,7 +143,7 @@ pub fn send_code(app: &App, username: &str) -> Result<(), ProvisionError> {
         subject: "Your Mobile Provision Code".to_string(),
         body: format!(
             "Your Mobile Provision Code is: {code}\n\
-             It is valid for {minutes} minutes and can be used once.\n\
+             It is valid for {minutes} minutes and can be used once: a wrong attempt also uses it up, so then ask for a new code.\n\
              Enter it in the mobile app with the Re-provision option, or open this Provision URL on your phone:\n\
              {url}\n",
             code = code.as_str(),

@@ -36,7 +36,7 @@ const PROVISION_FAILURE: &str =
 const NO_LONGER_PROVISIONED: &str = "Device no longer provisioned: provision again";
 /// Shown when a command needs a provisioned device and there is none.
 const NOT_PROVISIONED: &str =
-    "Device not provisioned: run `pinwheel-mobile provision --code CODE` first";
+    "Device not provisioned: run `pinwheel-mobile provision --server URL --user NAME --code CODE` first";
 
 /// Command-line Mobile Phone Client for Pinwheel.
 #[derive(Parser, Debug)]
