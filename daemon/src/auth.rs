@@ -92,7 +92,7 @@ pub fn check_code(app: &App, username: &str, input: &str) -> Result<Decision, St
             Some((pin, seed, alphabet))
         })();
         let Some((pin, seed, alphabet)) = opened else {
-            tracing::error!(user = %user.name, "cannot open the sealed PIN or seed (wrong master key or corrupted row)");
+            tracing::error!(user = ?user.name, "cannot open the sealed PIN or seed (wrong master key or corrupted row)");
             return Ok(Decision::Reject(RejectReason::Internal));
         };
         let mut used = device.used;

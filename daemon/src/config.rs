@@ -161,6 +161,15 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most HTTP connections open at once; more are closed at accept.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time (also closes
+    /// idle keep-alive connections), e.g. `"10s"`.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request (body included) must be read and answered within this time.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -168,6 +177,9 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 16 * 1024,
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -386,6 +398,15 @@ impl Config {
         }
         if self.http.max_body_bytes < 1024 {
             return err("http.max_body_bytes", "must be at least 1024");
+        }
+        if self.http.max_connections == 0 {
+            return err("http.max_connections", "must be at least 1");
+        }
+        if self.http.header_timeout.is_zero() {
+            return err("http.header_timeout", "must be more than 0s");
+        }
+        if self.http.request_timeout.is_zero() {
+            return err("http.request_timeout", "must be more than 0s");
         }
         for (i, client) in self.radius.clients.iter().enumerate() {
             let key = |k: &str| format!("radius.client[{i}].{k}");

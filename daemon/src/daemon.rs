@@ -30,7 +30,15 @@ pub struct App {
     pub transport: Box<dyn Transport>,
     /// When the daemon started.
     pub started: Instant,
+    /// Held while a provision code is sent and stored, so the stored code is
+    /// always the one sent last.
+    pub provision_send_lock: std::sync::Mutex<()>,
+    /// Bounds provision-code requests from the REST API waiting to be sent.
+    pub pending_provision_sends: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most provision-code requests from the REST API waiting to be sent at once.
+pub const PENDING_SENDS: usize = 64;
 
 impl App {
     /// Opens the state directory, master key and store for `config`.
@@ -66,6 +74,8 @@ impl App {
             key,
             transport,
             started: Instant::now(),
+            provision_send_lock: std::sync::Mutex::new(()),
+            pending_provision_sends: Arc::new(tokio::sync::Semaphore::new(PENDING_SENDS)),
         })
     }
 }
@@ -98,6 +108,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let radius_socket = tokio::net::UdpSocket::bind(cfg.radius.listen)
         .await
         .with_context(|| format!("cannot listen for RADIUS on udp {}", cfg.radius.listen))?;
+    let granted = crate::system::enlarge_receive_buffer(&radius_socket, 4 << 20);
+    tracing::debug!(bytes = granted, "RADIUS socket receive buffer");
     let admin_path = cfg.server.admin_socket_path();
     let admin_listener = crate::admin::server::bind(&admin_path)
         .with_context(|| format!("cannot listen on admin socket {}", admin_path.display()))?;

@@ -18,6 +18,11 @@ use crate::secrets::Purpose;
 use crate::store::{devices, users, StoreError};
 use crate::transport::{Message, MessageKind};
 
+/// Most admin connections open at once.
+const MAX_CONNECTIONS: usize = 32;
+/// Longest an admin connection may stay open.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Binds the admin socket at `path` with mode 0600, replacing a stale socket
 /// file left by a daemon that died. Refuses if another daemon answers on it.
 ///
@@ -50,11 +55,21 @@ pub async fn serve(
     listener: UnixListener,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(handle_connection(app.clone(), stream));
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!("admin connection refused: {MAX_CONNECTIONS} already open");
+                        continue;
+                    };
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        // An idle connection is closed after IDLE_TIMEOUT.
+                        let _ = tokio::time::timeout(IDLE_TIMEOUT, handle_connection(app, stream)).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!("admin socket accept failed: {e}");
@@ -94,7 +109,13 @@ async fn handle_connection(app: Arc<App>, stream: UnixStream) {
                     .await
                     .unwrap_or_else(|_| failure("internal error".into()))
             }
-            Err(e) => failure(format!("malformed admin request: {e}")),
+            // serde's message may quote a value (a PIN sent as a number): say
+            // only where the problem is.
+            Err(e) => failure(format!(
+                "malformed admin request (line {}, column {}): pinwheelctl and pinwheeld versions may differ",
+                e.line(),
+                e.column()
+            )),
         };
         if write_response(&mut write, &response).await.is_err() {
             return;
@@ -144,13 +165,15 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
             .store
             .transaction(|tx| users::delete(tx, &name))
             .map(|()| {
-                tracing::info!(user = %name, "user deleted");
+                tracing::info!(user = ?name, "user deleted");
                 serde_json::json!({"deleted": name})
             })
             .map_err(|e| e.to_string()),
-        AdminRequest::ProvisionSend { name } => provision::send_code(app, &name)
-            .map(|()| serde_json::json!({"sent": name, "transport": app.transport.name()}))
-            .map_err(|e| e.to_string()),
+        AdminRequest::ProvisionSend { name } => {
+            provision::send_code(app, &name, provision::Requester::Admin)
+                .map(|()| serde_json::json!({"sent": name, "transport": app.transport.name()}))
+                .map_err(|e| e.to_string())
+        }
         AdminRequest::Status => status(app),
     };
     match outcome {
@@ -247,7 +270,7 @@ fn user_add(
             }
             Ok::<_, String>(())
         })?;
-    tracing::info!(user = %name, pin_generated = generated, "user added");
+    tracing::info!(user = ?name, pin_generated = generated, "user added");
     Ok(serde_json::json!({
         "added": name,
         "pin": if generated { "generated and sent" } else { "set" },

@@ -52,7 +52,9 @@ enum UserCommand {
         /// Phone number (for SMS transports).
         #[arg(long)]
         phone: Option<String>,
-        /// PIN (4 to 10 digits). Avoid: it lands in shell history; leave it out to have one generated and sent.
+        /// PIN (4 to 10 digits), or `-` to read it from the first line of standard input
+        /// (a PIN on the command line lands in shell history and is visible to other users
+        /// in the process list). Leave it out to have one generated and sent to the user.
         #[arg(long)]
         pin: Option<String>,
     },
@@ -88,6 +90,13 @@ fn socket_path(args: &Args) -> Result<PathBuf, String> {
         .map_err(|e| format!("{e} (or give the admin socket with --socket PATH)"))
 }
 
+/// The first line of standard input, without its line ending.
+fn read_stdin_line() -> std::io::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let socket = match socket_path(&args) {
@@ -107,7 +116,16 @@ fn main() -> ExitCode {
             name: name.clone(),
             email: email.clone(),
             phone: phone.clone(),
-            pin: pin.clone(),
+            pin: match pin.as_deref() {
+                Some("-") => match read_stdin_line() {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        eprintln!("pinwheelctl: cannot read the PIN from standard input: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                other => other.map(str::to_string),
+            },
         },
         Command::User(UserCommand::List) => AdminRequest::UserList,
         Command::User(UserCommand::Show { name }) => AdminRequest::UserShow { name: name.clone() },

@@ -43,13 +43,25 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"error": code, "message": message}))).into_response()
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+/// Parses a JSON body. The error says where and what kind of problem, never
+/// the offending value (it may be a code someone mistyped into another field).
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, expected: &str) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
-        // serde_json's message names the field and position, not the value.
+        let kind = match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "is not valid JSON"
+            }
+            serde_json::error::Category::Data => "has a missing, unknown or mistyped field",
+            serde_json::error::Category::Io => "could not be read",
+        };
         error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            &format!("invalid JSON body: {e}"),
+            &format!(
+                "the request body {kind} (line {}, column {}); expected {expected}",
+                e.line(),
+                e.column()
+            ),
         )
     })
 }
@@ -73,7 +85,7 @@ struct CodeRequest {
 }
 
 async fn request_code(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let req: CodeRequest = match parse(&body) {
+    let req: CodeRequest = match parse(&body, r#"{"username": string}"#) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -85,12 +97,23 @@ async fn request_code(State(app): State<Arc<App>>, body: Bytes) -> Response {
             "username must be 1 to 256 characters",
         );
     }
-    let outcome =
-        blocking(move || provision::send_code(&app, &username).map_err(|e| (username, e))).await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err((user, e))) => tracing::info!(user = %user, "provision code request not sent: {e}"),
-        Err(resp) => return resp,
+    // Answer at once and send in the background, so the answer and its
+    // timing are the same whether or not the user exists. At most
+    // [`crate::daemon::PENDING_SENDS`] sends wait at once; beyond that requests are dropped.
+    match app.pending_provision_sends.clone().try_acquire_owned() {
+        Ok(permit) => {
+            tokio::task::spawn_blocking(move || {
+                let requester = provision::Requester::User;
+                if let Err(e) = provision::send_code(&app, &username, requester) {
+                    tracing::info!(user = ?username, "provision code request not sent: {e}");
+                }
+                drop(permit);
+            });
+        }
+        Err(_) => tracing::warn!(
+            user = ?username,
+            "provision code request dropped: too many requests waiting to be sent"
+        ),
     }
     // Same answer whatever happened: the page must not reveal who exists.
     (
@@ -117,7 +140,10 @@ struct RedeemRequest {
 }
 
 async fn redeem(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let req: RedeemRequest = match parse(&body) {
+    let req: RedeemRequest = match parse(
+        &body,
+        r#"{"username": string, "code": string, "device": {"name": string}}"#,
+    ) {
         Ok(r) => r,
         Err(resp) => return resp,
     };

@@ -1,35 +1,65 @@
 //! The HTTP front door: the REST provisioning API under `/api/v1` ([`api`])
-//! and `/healthz`. Served with axum on an already bound listener; drains on
-//! shutdown.
+//! and `/healthz`, routed with axum and served by hyper on an already bound
+//! listener.
 //!
-//! Request bodies are capped at `http.max_body_bytes`. Nothing here puts a
-//! code or token in a URL, a log line or an error message; blocking store and
+//! This module owns the connection limits that keep one client from starving
+//! the others: at most `http.max_connections` connections (more are closed at
+//! accept), headers within `http.header_timeout` (which also closes idle
+//! keep-alive connections), the whole request within `http.request_timeout`
+//! (408), bodies capped at `http.max_body_bytes` (413). On shutdown it stops
+//! accepting and lets in-flight requests finish. Nothing here puts a code or
+//! token in a URL, a log line or an error message; blocking store and
 //! transport work runs on the blocking pool.
 
 pub mod api;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 
 use crate::daemon::App;
 
-/// Builds the router with every route.
+/// Builds the router with every route and the per-request limits.
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.http.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            request_deadline,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }
 
+/// Answers 408 when a request (reading its body included) takes longer than
+/// `http.request_timeout`.
+async fn request_deadline(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(app.config.http.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            axum::Json(serde_json::json!({
+                "error": "REQUEST_TIMEOUT",
+                "message": "the request was not completed in time"
+            })),
+        )
+            .into_response(),
+    }
+}
+
 /// `GET /healthz`: 200 `ok` when the store answers, 503 otherwise.
-async fn healthz(
-    axum::extract::State(app): axum::extract::State<Arc<App>>,
-) -> (axum::http::StatusCode, &'static str) {
+async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
     let ok = tokio::task::spawn_blocking(move || {
         app.store
             .with(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
@@ -38,29 +68,69 @@ async fn healthz(
     .await
     .unwrap_or(false);
     if ok {
-        (axum::http::StatusCode::OK, "ok\n")
+        (StatusCode::OK, "ok\n")
     } else {
-        (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "store unavailable\n",
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` turns true, then lets
-/// in-flight requests finish.
+/// Serves HTTP on `listener` until `shutdown` turns true, then stops
+/// accepting and waits (at most 10 s) for open requests to finish.
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let cfg = app.config.http.clone();
     let router = router(app);
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            crate::system::shutdown_requested(&mut shutdown).await;
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::error!("HTTP server stopped: {e}");
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut refused: u64 = 0;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = crate::system::shutdown_requested(&mut shutdown) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!("HTTP accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    peer = %peer,
+                    "HTTP connection refused: {} connections open (http.max_connections); {refused} refused so far",
+                    cfg.max_connections
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(cfg.header_timeout)
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open after 10 s; closing them");
     }
 }

@@ -104,36 +104,53 @@ pub fn provision_url(public_url: &str, username: &str, code: &str) -> String {
     )
 }
 
+/// Who asked for a provision code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    /// The user (REST API, pages): subject to `requests_per_hour`.
+    User,
+    /// An administrator: not limited, but counted.
+    Admin,
+}
+
 /// Issues a new Mobile Provision Code for `username` and sends it over the
 /// user's transport; it replaces any earlier code only once it is sent.
 ///
+/// Sends are serialised (one at a time), so the code stored is always the one
+/// sent last, and the hourly limit is checked and recorded in one transaction.
+///
 /// Errors: [`ProvisionError::UnknownUser`], `Disabled`, `NoRecipient`,
-/// `RateLimited`, `Transport` (earlier code kept), `Store`. The REST API
-/// hides all of these behind the same 202.
-pub fn send_code(app: &App, username: &str) -> Result<(), ProvisionError> {
+/// `RateLimited` (only for [`Requester::User`]), `Transport` (earlier code
+/// kept), `Store`. The REST API hides all of these behind the same 202.
+pub fn send_code(app: &App, username: &str, requester: Requester) -> Result<(), ProvisionError> {
+    let _one_at_a_time = app
+        .provision_send_lock
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let now = crate::unix_now();
     let cfg = &app.config.provision;
-    let user = app
-        .store
-        .with(|c| users::by_name(c, username))?
-        .ok_or_else(|| ProvisionError::UnknownUser(username.to_string()))?;
-    if !user.enabled {
-        return Err(ProvisionError::Disabled(user.name));
-    }
-    let recipient = user
-        .email
-        .clone()
-        .or_else(|| user.phone.clone())
-        .ok_or_else(|| ProvisionError::NoRecipient(user.name.clone()))?;
-    let sent = app
-        .store
-        .with(|c| provision_codes::requests_since(c, user.id, now - 3600))?;
-    if sent >= cfg.requests_per_hour {
-        return Err(ProvisionError::RateLimited {
-            user: user.name,
-            limit: cfg.requests_per_hour,
-        });
-    }
+    let (user, recipient) = app.store.transaction(|tx| {
+        let user = users::by_name(tx, username)?
+            .ok_or_else(|| ProvisionError::UnknownUser(username.to_string()))?;
+        if !user.enabled {
+            return Err(ProvisionError::Disabled(user.name));
+        }
+        let recipient = user
+            .email
+            .clone()
+            .or_else(|| user.phone.clone())
+            .ok_or_else(|| ProvisionError::NoRecipient(user.name.clone()))?;
+        if requester == Requester::User
+            && provision_codes::requests_since(tx, user.id, now - 3600)? >= cfg.requests_per_hour
+        {
+            return Err(ProvisionError::RateLimited {
+                user: user.name,
+                limit: cfg.requests_per_hour,
+            });
+        }
+        provision_codes::record_request(tx, user.id, now)?;
+        Ok((user, recipient))
+    })?;
     let code = zeroize::Zeroizing::new(new_code(cfg.code_length));
     let minutes = cfg.code_ttl.as_secs().div_ceil(60);
     let message = Message {
@@ -155,7 +172,7 @@ pub fn send_code(app: &App, username: &str) -> Result<(), ProvisionError> {
     let expires = now + cfg.code_ttl.as_secs() as i64;
     app.store
         .transaction(|tx| provision_codes::replace(tx, user.id, &hash, expires, now))?;
-    tracing::info!(user = %user.name, transport = app.transport.name(), "provision code sent");
+    tracing::info!(user = ?user.name, transport = app.transport.name(), "provision code sent");
     Ok(())
 }
 
@@ -227,8 +244,8 @@ pub fn redeem(
         }))
     })?;
     match &outcome {
-        Ok(p) => tracing::info!(user = %username, device = %p.device_id, "device provisioned"),
-        Err(_) => tracing::info!(user = %username, "provision failure"),
+        Ok(p) => tracing::info!(user = ?username, device = %p.device_id, "device provisioned"),
+        Err(_) => tracing::info!(user = ?username, "provision failure"),
     }
     outcome
 }
@@ -259,7 +276,7 @@ pub fn next_batch(app: &App, token: &str) -> Result<(u32, Vec<SecurityString>), 
         let alphabet = Alphabet::parse(&device.alphabet).map_err(|_| ProvisionError::Sealed)?;
         let batch = device.batch.saturating_add(1);
         devices::set_batch(tx, &device.id, batch)?;
-        tracing::info!(user = %user, device = %device.id, batch, "new batch of security strings");
+        tracing::info!(user = ?user, device = %device.id, batch, "new batch of security strings");
         Ok((batch, otc::derive_batch(&seed, batch, alphabet)))
     })
 }

@@ -333,10 +333,10 @@ async fn answer(
                         Ok(Ok(d)) => {
                             match d {
                                 Decision::Accept => {
-                                    tracing::info!(user = %user_for_log, nas = %client.name, source = %from, "Access-Accept")
+                                    tracing::info!(user = ?user_for_log, nas = %client.name, source = %from, "Access-Accept")
                                 }
                                 Decision::Reject(r) => {
-                                    tracing::info!(user = %user_for_log, nas = %client.name, source = %from, reason = r.code(), "Access-Reject")
+                                    tracing::info!(user = ?user_for_log, nas = %client.name, source = %from, reason = r.code(), "Access-Reject")
                                 }
                             }
                             d
@@ -344,11 +344,11 @@ async fn answer(
                         Ok(Err(e)) => {
                             // The store failed: we cannot know the index is spent, so no answer at all
                             // (the NAS retries or fails over) rather than an Accept we cannot stand behind.
-                            tracing::error!(user = %user_for_log, "authentication not decided, store error: {e}");
+                            tracing::error!(user = ?user_for_log, "authentication not decided, store error: {e}");
                             return None;
                         }
                         Err(e) => {
-                            tracing::error!(user = %user_for_log, "authentication task failed: {e}");
+                            tracing::error!(user = ?user_for_log, "authentication task failed: {e}");
                             return None;
                         }
                     }
@@ -358,7 +358,7 @@ async fn answer(
                     Decision::Reject(auth::RejectReason::UnknownUser)
                 }
                 (Some(user), None) => {
-                    tracing::info!(user = %user, nas = %client.name, source = %from, reason = "no_user_password", "Access-Reject");
+                    tracing::info!(user = ?user, nas = %client.name, source = %from, reason = "no_user_password", "Access-Reject");
                     Decision::Reject(auth::RejectReason::Malformed)
                 }
             };
@@ -381,7 +381,11 @@ async fn answer(
     match codec::encode_reply(code, request, &attributes, secret) {
         Ok(bytes) => Some(bytes),
         Err(e) => {
-            tracing::error!(source = %from, "RADIUS reply could not be encoded: {e}");
+            // Rate-limited like every drop: the request may be unauthenticated.
+            server.drop_packet(
+                from,
+                &format!("client {}: reply could not be encoded: {e}", client.name),
+            );
             None
         }
     }

@@ -14,7 +14,7 @@ pub struct ProvisionCodeRow {
     pub expires_at: i64,
 }
 
-/// Stores the user's new code, replacing any earlier one, and records the request time.
+/// Stores the user's new code, replacing any earlier one.
 pub fn replace(
     conn: &Connection,
     user_id: i64,
@@ -28,6 +28,13 @@ pub fn replace(
          ON CONFLICT(user_id) DO UPDATE SET code_hash = ?2, expires_at = ?3, created_at = ?4",
         params![user_id, code_hash, expires_at, now],
     )?;
+    Ok(())
+}
+
+/// Records that a code is being sent to the user now (for the hourly limit)
+/// and forgets records older than an hour. Call it in the same transaction as
+/// [`requests_since`] so two concurrent requests cannot both pass the limit.
+pub fn record_request(conn: &Connection, user_id: i64, now: i64) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO provision_requests(user_id, at) VALUES (?1, ?2)",
         params![user_id, now],

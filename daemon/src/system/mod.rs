@@ -50,3 +50,16 @@ pub async fn wait_for_shutdown_signal() -> std::io::Result<()> {
 pub async fn shutdown_requested(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
+
+/// Asks for a UDP receive buffer of `bytes` (SO_RCVBUF; SO_RCVBUFFORCE first,
+/// which passes `net.core.rmem_max` when running with CAP_NET_ADMIN) so a
+/// burst of Access-Requests waits in the kernel instead of being lost.
+/// Returns the size the kernel granted (Linux reports twice the usable
+/// size), or 0 if it could not be read.
+pub fn enlarge_receive_buffer(socket: &impl std::os::fd::AsFd, bytes: usize) -> usize {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &bytes).is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &bytes);
+    }
+    getsockopt(socket, sockopt::RcvBuf).unwrap_or(0)
+}
