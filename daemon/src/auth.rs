@@ -108,3 +108,109 @@ pub fn check_code(app: &App, username: &str, input: &str) -> Result<Decision, St
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::tests::test_app;
+    use crate::provision::{redeem, send_code, Requester};
+
+    /// Provisions alice and returns her 99 strings.
+    fn provisioned(dir: &std::path::Path) -> (App, Vec<otc::SecurityString>) {
+        let app = test_app(dir, "");
+        send_code(&app, "alice", Requester::Admin).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let text = std::fs::read_to_string(files.last().unwrap()).unwrap();
+        let code = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Your Mobile Provision Code is: "))
+            .unwrap()
+            .to_string();
+        let p = redeem(&app, "alice", &code, "phone").unwrap();
+        (app, p.strings)
+    }
+
+    fn typed(strings: &[otc::SecurityString], index: u8) -> String {
+        let pin = Pin::parse("1234", 4, 10).unwrap();
+        format!(
+            "{}{:02}",
+            otc::extract(&strings[index as usize - 1], &pin),
+            index
+        )
+    }
+
+    #[test]
+    fn right_code_once_then_index_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, strings) = provisioned(dir.path());
+        let code = typed(&strings, 7);
+        assert_eq!(check_code(&app, "alice", &code).unwrap(), Decision::Accept);
+        assert_eq!(
+            check_code(&app, "alice", &code).unwrap(),
+            Decision::Reject(RejectReason::IndexUsed)
+        );
+        // Legacy form of the same index is spent too.
+        let legacy = format!("{},7", &code[..4]);
+        assert_eq!(
+            check_code(&app, "alice", &legacy).unwrap(),
+            Decision::Reject(RejectReason::IndexUsed)
+        );
+    }
+
+    #[test]
+    fn wrong_code_spends_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, strings) = provisioned(dir.path());
+        let right = typed(&strings, 9);
+        let first = right.as_bytes()[0];
+        let wrong_digit = if first == b'9' {
+            '0'
+        } else {
+            char::from(first + 1)
+        };
+        let wrong = format!("{wrong_digit}{}", &right[1..]);
+        assert_eq!(
+            check_code(&app, "alice", &wrong).unwrap(),
+            Decision::Reject(RejectReason::WrongCode)
+        );
+        assert_eq!(
+            check_code(&app, "alice", &right).unwrap(),
+            Decision::Reject(RejectReason::IndexUsed)
+        );
+        assert_eq!(
+            check_code(&app, "nobody", &right).unwrap(),
+            Decision::Reject(RejectReason::UnknownUser)
+        );
+        assert_eq!(
+            check_code(&app, "alice", "12").unwrap(),
+            Decision::Reject(RejectReason::Malformed)
+        );
+    }
+
+    #[test]
+    fn same_code_at_the_same_moment_accepted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, strings) = provisioned(dir.path());
+        let app = std::sync::Arc::new(app);
+        for index in 1..=20u8 {
+            let code = typed(&strings, index);
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let app = app.clone();
+                    let code = code.clone();
+                    std::thread::spawn(move || check_code(&app, "alice", &code).unwrap())
+                })
+                .collect();
+            let accepted = threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|d| *d == Decision::Accept)
+                .count();
+            assert_eq!(accepted, 1, "index {index}");
+        }
+    }
+}

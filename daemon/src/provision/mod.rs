@@ -282,8 +282,174 @@ pub fn next_batch(app: &App, token: &str) -> Result<(u32, Vec<SecurityString>), 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    /// An app on a temporary state dir with user `alice` (PIN 1234).
+    pub(crate) fn test_app(dir: &Path, extra: &str) -> App {
+        let text = format!(
+            "[server]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n{extra}\n\
+             [[transport]]\nname = \"spool\"\nplugin = \"spool\"\nconfig = {{ folder = \"{d}/spool\" }}\n",
+            d = dir.display()
+        );
+        let config = Config::parse(&text, Path::new("test.toml")).unwrap();
+        let app = App::open(config).unwrap();
+        let sealed = app.key.seal(Purpose::Pin, "alice", b"1234");
+        app.store
+            .with(|c| users::insert(c, "alice", Some("alice@example.org"), None, &sealed, 0))
+            .unwrap();
+        app
+    }
+
+    /// The code in the newest spool message.
+    fn last_code(dir: &Path) -> String {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let text = std::fs::read_to_string(files.last().unwrap()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Your Mobile Provision Code is: "))
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn right_code_provisions_once_and_wrong_code_burns_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(dir.path(), "");
+        send_code(&app, "alice", Requester::Admin).unwrap();
+        let code = last_code(dir.path());
+        let p = redeem(&app, "alice", &code, "phone").unwrap();
+        assert_eq!(p.strings.len(), 99);
+        assert!(matches!(
+            redeem(&app, "alice", &code, "phone"),
+            Err(ProvisionError::Failure)
+        ));
+
+        send_code(&app, "alice", Requester::Admin).unwrap();
+        let code = last_code(dir.path());
+        let wrong = if code.starts_with('0') { "1" } else { "0" }.to_string() + &code[1..];
+        assert!(matches!(
+            redeem(&app, "alice", &wrong, "phone"),
+            Err(ProvisionError::Failure)
+        ));
+        assert!(matches!(
+            redeem(&app, "alice", &code, "phone"),
+            Err(ProvisionError::Failure)
+        ));
+        assert!(matches!(
+            redeem(&app, "nobody", &code, "phone"),
+            Err(ProvisionError::Failure)
+        ));
+    }
+
+    #[test]
+    fn expired_code_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(dir.path(), "[provision]\ncode_ttl = \"1s\"\n");
+        send_code(&app, "alice", Requester::Admin).unwrap();
+        let code = last_code(dir.path());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(matches!(
+            redeem(&app, "alice", &code, "phone"),
+            Err(ProvisionError::Failure)
+        ));
+    }
+
+    #[test]
+    fn hourly_limit_applies_to_users_not_admins_even_when_concurrent() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = std::sync::Arc::new(test_app(dir.path(), "[provision]\nrequests_per_hour = 3\n"));
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let app = app.clone();
+                std::thread::spawn(move || send_code(&app, "alice", Requester::User).is_ok())
+            })
+            .collect();
+        let sent = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(sent, 3);
+        assert!(matches!(
+            send_code(&app, "alice", Requester::User),
+            Err(ProvisionError::RateLimited { limit: 3, .. })
+        ));
+        send_code(&app, "alice", Requester::Admin).unwrap();
+        // The code stored is the one sent last.
+        let code = last_code(dir.path());
+        assert!(redeem(&app, "alice", &code, "phone").is_ok());
+    }
+
+    #[test]
+    fn new_batch_needs_a_live_token_and_reprovision_revokes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(dir.path(), "");
+        send_code(&app, "alice", Requester::Admin).unwrap();
+        let first = redeem(&app, "alice", &last_code(dir.path()), "a").unwrap();
+        let (batch, strings) = next_batch(&app, &first.device_token).unwrap();
+        assert_eq!(batch, 2);
+        assert!(strings != first.strings);
+        assert!(matches!(
+            next_batch(&app, "not-a-token"),
+            Err(ProvisionError::BadToken)
+        ));
+        send_code(&app, "alice", Requester::Admin).unwrap();
+        let second = redeem(&app, "alice", &last_code(dir.path()), "b").unwrap();
+        assert!(matches!(
+            next_batch(&app, &first.device_token),
+            Err(ProvisionError::BadToken)
+        ));
+        assert!(next_batch(&app, &second.device_token).is_ok());
+    }
+
+    #[test]
+    fn unknown_disabled_or_unreachable_users_get_specific_admin_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(dir.path(), "");
+        assert!(matches!(
+            send_code(&app, "nobody", Requester::Admin),
+            Err(ProvisionError::UnknownUser(_))
+        ));
+        let sealed = app.key.seal(Purpose::Pin, "bob", b"1234");
+        app.store
+            .with(|c| {
+                users::insert(c, "bob", None, None, &sealed, 0)?;
+                users::insert(c, "carol", Some("c@example.org"), None, &sealed, 0)?;
+                c.execute("UPDATE users SET enabled = 0 WHERE name = 'carol'", [])?;
+                Ok(())
+            })
+            .unwrap();
+        assert!(matches!(
+            send_code(&app, "bob", Requester::Admin),
+            Err(ProvisionError::NoRecipient(_))
+        ));
+        assert!(matches!(
+            send_code(&app, "carol", Requester::Admin),
+            Err(ProvisionError::Disabled(_))
+        ));
+    }
+
+    #[test]
+    fn failed_send_keeps_the_earlier_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(dir.path(), "");
+        send_code(&app, "alice", Requester::Admin).unwrap();
+        let code = last_code(dir.path());
+        // Make the spool unwritable by replacing the folder with a file.
+        std::fs::rename(dir.path().join("spool"), dir.path().join("spool.old")).unwrap();
+        std::fs::write(dir.path().join("spool"), b"not a folder").unwrap();
+        assert!(matches!(
+            send_code(&app, "alice", Requester::Admin),
+            Err(ProvisionError::Transport(_))
+        ));
+        assert!(redeem(&app, "alice", &code, "phone").is_ok());
+    }
 
     #[test]
     fn codes_are_digits_of_the_right_length() {
