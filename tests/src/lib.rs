@@ -262,7 +262,10 @@ fn radclient_run(
     } else if all.contains("Received Access-Reject") {
         RadiusOutcome::Reject
     } else if all.contains("No reply from server") {
-        assert!(!out.status.success(), "radclient exit 0 without reply: {all}");
+        assert!(
+            !out.status.success(),
+            "radclient exit 0 without reply: {all}"
+        );
         RadiusOutcome::NoReply
     } else {
         panic!(
@@ -322,10 +325,7 @@ impl SpoolMessage {
 
     /// The Mobile Provision Code in a provision-code message.
     pub fn provision_code(&self) -> Option<String> {
-        let rest = self
-            .body
-            .split("Your Mobile Provision Code is: ")
-            .nth(1)?;
+        let rest = self.body.split("Your Mobile Provision Code is: ").nth(1)?;
         let code: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
         (!code.is_empty()).then_some(code)
     }
@@ -374,8 +374,9 @@ pub struct HttpReply {
 
 impl HttpReply {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("HTTP {} body is not JSON ({e}): {}", self.status, self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!("HTTP {} body is not JSON ({e}): {}", self.status, self.body)
+        })
     }
 }
 
@@ -447,6 +448,8 @@ pub struct Config {
     pub code_ttl: Option<String>,
     /// `[provision] requests_per_hour`.
     pub requests_per_hour: Option<u32>,
+    /// Raw TOML lines added inside the `[http]` table.
+    pub http_extra: String,
     /// Raw TOML appended at the end of the file.
     pub extra: String,
 }
@@ -457,6 +460,7 @@ impl Default for Config {
             clients: vec![RadiusClient::default()],
             code_ttl: None,
             requests_per_hour: None,
+            http_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -510,14 +514,23 @@ impl Layout {
     pub fn render(&self, cfg: &Config) -> String {
         let mut t = String::new();
         t.push_str("[server]\n");
-        t.push_str(&format!("state_dir = {}\n", toml_str(&self.state_dir.to_string_lossy())));
+        t.push_str(&format!(
+            "state_dir = {}\n",
+            toml_str(&self.state_dir.to_string_lossy())
+        ));
         t.push_str(&format!(
             "runtime_dir = {}\n",
             toml_str(&self.runtime_dir.to_string_lossy())
         ));
         t.push_str(&format!("public_url = {}\n\n", toml_str(&self.base_url())));
-        t.push_str(&format!("[http]\nlisten = \"127.0.0.1:{}\"\n\n", self.http_port));
-        t.push_str(&format!("[radius]\nlisten = \"127.0.0.1:{}\"\n\n", self.radius_port));
+        t.push_str(&format!(
+            "[http]\nlisten = \"127.0.0.1:{}\"\n{}\n",
+            self.http_port, cfg.http_extra
+        ));
+        t.push_str(&format!(
+            "[radius]\nlisten = \"127.0.0.1:{}\"\n\n",
+            self.radius_port
+        ));
         for c in &cfg.clients {
             t.push_str("[[radius.client]]\n");
             t.push_str(&format!("name = {}\n", toml_str(&c.name)));
@@ -676,6 +689,24 @@ impl Daemon {
     /// The daemon's captured stdout+stderr so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.layout.log_path).unwrap_or_default()
+    }
+
+    /// Waits (up to 30 s) until the log holds `n` lines that each contain every one of
+    /// `words`; returns how many it holds then. (A REST code request answers before it
+    /// sends: its log line is the only sign that it has been dealt with.)
+    pub fn wait_log_lines(&self, words: &[&str], n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let count = self
+                .log()
+                .lines()
+                .filter(|l| words.iter().all(|w| l.contains(w)))
+                .count();
+            if count >= n || Instant::now() > deadline {
+                return count;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// `pinwheelctl --config FILE ARGS...`

@@ -24,7 +24,15 @@ fn ctl_user_errors() {
     d.add_user("alice", "1234");
 
     assert_fails(
-        &d.ctl(&["user", "add", "alice", "--email", "a2@example.test", "--pin", "5678"]),
+        &d.ctl(&[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "a2@example.test",
+            "--pin",
+            "5678",
+        ]),
         "user alice already exists",
     );
     for args in [
@@ -36,7 +44,15 @@ fn ctl_user_errors() {
     }
     for pin in ["12", "abcd", "12345678901", "12a4"] {
         assert_fails(
-            &d.ctl(&["user", "add", "bob", "--email", "b@example.test", "--pin", pin]),
+            &d.ctl(&[
+                "user",
+                "add",
+                "bob",
+                "--email",
+                "b@example.test",
+                "--pin",
+                pin,
+            ]),
             "bad PIN: must be 4 to 10 digits",
         );
     }
@@ -109,8 +125,7 @@ fn ctl_without_a_daemon() {
     ]);
     assert_fails(&out, "cannot reach pinwheeld at");
     assert!(
-        out.stderr
-            .contains(layout.admin_socket().to_str().unwrap()),
+        out.stderr.contains(layout.admin_socket().to_str().unwrap()),
         "{out}"
     );
 }
@@ -121,7 +136,11 @@ fn sigterm_exits_zero_promptly() {
     d.add_user("alice", "1234");
     assert!(d.is_running());
     let (status, took) = d.stop();
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
     assert!(took < Duration::from_secs(10), "took {took:?} to stop");
     let log = d.log();
     assert!(!log.contains("panicked"), "{log}");
@@ -203,8 +222,10 @@ fn second_daemon_on_the_same_config_refuses_to_start() {
 fn unknown_config_key_is_reported_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
-    let mut cfg = Config::default();
-    cfg.extra = "[strings]\nalphabet = \"digits\"\nalphabit = \"upper\"\n".into();
+    let cfg = Config {
+        extra: "[strings]\nalphabet = \"digits\"\nalphabit = \"upper\"\n".into(),
+        ..Config::default()
+    };
     let text = layout.render(&cfg);
     let line = text
         .lines()
@@ -224,12 +245,15 @@ fn unknown_config_key_is_reported_with_file_and_line() {
         err.contains(layout.config_path.to_str().unwrap()),
         "names the file:\n{err}"
     );
-    assert!(err.contains(&format!("line {line}")), "names line {line}:\n{err}");
+    assert!(
+        err.contains(&format!("line {line}")),
+        "names line {line}:\n{err}"
+    );
     assert!(err.contains("alphabit"), "names the key:\n{err}");
     assert!(!layout.admin_socket().exists());
 
     // --check-config says the same and exits 2; a good file checks 0.
-    let out = pinwheel_tests::CmdOutput::from(
+    let out = CmdOutput::from(
         std::process::Command::new(pinwheel_tests::bin("pinwheeld"))
             .arg("--config")
             .arg(&layout.config_path)
@@ -240,7 +264,7 @@ fn unknown_config_key_is_reported_with_file_and_line() {
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("alphabit"), "{out}");
     fs::write(&layout.config_path, layout.render(&Config::default())).unwrap();
-    let out = pinwheel_tests::CmdOutput::from(
+    let out = CmdOutput::from(
         std::process::Command::new(pinwheel_tests::bin("pinwheeld"))
             .arg("--config")
             .arg(&layout.config_path)

@@ -5,8 +5,8 @@ use std::thread;
 use std::time::Duration;
 
 use pinwheel_tests::{
-    http_post, mobile, mobile_otc, mobile_state, mobile_token, CmdOutput, Daemon, HttpReply,
-    RadiusOutcome::*,
+    http_post, mobile, mobile_otc, mobile_state, mobile_token, spool_messages, CmdOutput, Daemon,
+    HttpReply, RadiusOutcome::*,
 };
 use serde_json::json;
 
@@ -21,7 +21,8 @@ fn assert_provision_failure(out: &CmdOutput) {
     let lines: Vec<&str> = out.stderr.lines().map(str::trim).collect();
     assert!(lines.contains(&"Failure"), "stderr line `Failure`: {out}");
     assert!(
-        lines.contains(&"Please check your settings or try again later. Message: Provision Failure"),
+        lines
+            .contains(&"Please check your settings or try again later. Message: Provision Failure"),
         "{out}"
     );
 }
@@ -56,7 +57,10 @@ fn reprovision_replaces_the_old_device() {
         .map(|&i| mobile_otc(&old, pin, Some(i)))
         .collect();
     let r = d.post("/api/v1/strings", &json!({}), Some(&old_token));
-    assert_eq!(r.status, 200, "old token still valid before re-provision: {r:?}");
+    assert_eq!(
+        r.status, 200,
+        "old token still valid before re-provision: {r:?}"
+    );
 
     // Re-provision on a new phone.
     let new = d.path("new-phone.json");
@@ -114,12 +118,28 @@ fn strings_refresh_invalidates_the_old_batch() {
         "a new batch has new strings"
     );
 
-    assert_eq!(d.auth("erin", &old_code), Reject, "old batch code {old_code}");
-    assert_eq!(d.auth("erin", &old_code2), Reject, "old batch code {old_code2}");
+    assert_eq!(
+        d.auth("erin", &old_code),
+        Reject,
+        "old batch code {old_code}"
+    );
+    assert_eq!(
+        d.auth("erin", &old_code2),
+        Reject,
+        "old batch code {old_code2}"
+    );
     let new_code = mobile_otc(&phone, pin, Some(10));
-    assert_eq!(d.auth("erin", &new_code), Accept, "new batch code {new_code}");
+    assert_eq!(
+        d.auth("erin", &new_code),
+        Accept,
+        "new batch code {new_code}"
+    );
     let new_code = mobile_otc(&phone, pin, None);
-    assert_eq!(d.auth("erin", &new_code), Accept, "new batch code {new_code}");
+    assert_eq!(
+        d.auth("erin", &new_code),
+        Accept,
+        "new batch code {new_code}"
+    );
 }
 
 #[test]
@@ -136,6 +156,13 @@ fn expired_code_fails() {
     assert!(show["device"].is_null(), "no device bound: {show}");
     // A fresh code, used at once, still works.
     d.provision_device(&phone, "frank");
+    let msg = d.spool_for("frank", "provision-code").pop().unwrap();
+    // The message must not promise more than the code's 2 s, nor say "1 minutes".
+    assert!(
+        !msg.body.contains("valid for 1 minutes"),
+        "validity stated for code_ttl = \"2s\":\n{}",
+        msg.body
+    );
 }
 
 #[test]
@@ -147,7 +174,13 @@ fn wrong_code_burns_and_codes_are_single_use() {
     // No user set at all.
     let out = mobile(
         &phone,
-        &["provision", "--server", &d.base_url(), "--code", "1234567890"],
+        &[
+            "provision",
+            "--server",
+            &d.base_url(),
+            "--code",
+            "1234567890",
+        ],
     );
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("User not set"), "{out}");
@@ -218,11 +251,18 @@ fn concurrent_redeem_succeeds_exactly_once() {
             .collect();
         let replies: Vec<HttpReply> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         let ok: Vec<&HttpReply> = replies.iter().filter(|r| r.status == 200).collect();
-        assert_eq!(ok.len(), 1, "round {round}: exactly one success: {replies:?}");
+        assert_eq!(
+            ok.len(),
+            1,
+            "round {round}: exactly one success: {replies:?}"
+        );
         assert_eq!(ok[0].json()["strings"].as_array().map(Vec::len), Some(99));
         for r in replies.iter().filter(|r| r.status != 200) {
             assert_eq!(r.status, wrong.status, "round {round}: {r:?}");
-            assert_eq!(r.body, wrong.body, "round {round}: same body as a wrong code");
+            assert_eq!(
+                r.body, wrong.body,
+                "round {round}: same body as a wrong code"
+            );
             assert_eq!(r.content_type, wrong.content_type, "round {round}");
         }
     }
@@ -248,9 +288,76 @@ fn provision_request_answers_the_same_for_unknown_users() {
     // The known user really got a code; the unknown one nothing.
     let msg = d.wait_provision_message("ivy", seen);
     assert!(msg.provision_code().is_some());
+    assert_eq!(d.wait_log_lines(&["provision code", "nobody-here"], 1), 1);
     assert!(d.spool_for("nobody-here", "provision-code").is_empty());
-    // And the code works.
-    let phone = d.path("phone.json");
-    let out = d.mobile_provision(&phone, "ivy", &msg.provision_code().unwrap());
-    assert!(out.success(), "{out}");
+    assert_eq!(spool_messages(d.spool_dir()).len(), 1, "only ivy's message");
+}
+
+#[test]
+fn provision_requests_per_hour_hold_under_concurrency() {
+    let d = Daemon::start(|c| c.requests_per_hour = Some(2));
+    d.add_user("jack", "1122");
+    const N: usize = 10;
+    let url = d.url("/api/v1/provision/request");
+    let barrier = Arc::new(Barrier::new(N));
+    let handles: Vec<_> = (0..N)
+        .map(|_| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                http_post(&url, &json!({"username": "jack"}), None)
+            })
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().unwrap();
+        assert_eq!(r.status, 202, "{r:?}");
+    }
+    let logged = d.wait_log_lines(&["provision code", "jack"], N);
+    assert_eq!(logged, N, "one log line per request:\n{}", d.log());
+    let sent = d.spool_for("jack", "provision-code").len();
+    assert!(
+        (1..=2).contains(&sent),
+        "requests_per_hour = 2 but {sent} codes were sent to jack by {N} concurrent requests"
+    );
+    // Later requests are refused too.
+    let r = d.post(
+        "/api/v1/provision/request",
+        &json!({"username": "jack"}),
+        None,
+    );
+    assert_eq!(r.status, 202);
+    d.wait_log_lines(&["provision code", "jack"], N + 1);
+    let after = d.spool_for("jack", "provision-code").len();
+    assert!(after <= 2, "{after} codes sent with requests_per_hour = 2");
+}
+
+#[test]
+fn a_delivered_code_works_at_once() {
+    let d = Daemon::start(|c| c.requests_per_hour = Some(100));
+    d.add_user("kate", "3344");
+    let request = d.url("/api/v1/provision/request");
+    let provision = d.url("/api/v1/provision");
+    for round in 0..60 {
+        let seen = d.spool_for("kate", "provision-code").len();
+        let r = http_post(&request, &json!({"username": "kate"}), None);
+        assert_eq!(r.status, 202);
+        // Redeem as soon as the message is there, as a fast client would.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let code = loop {
+            let msgs = d.spool_for("kate", "provision-code");
+            if msgs.len() > seen {
+                if let Some(c) = msgs.last().unwrap().provision_code() {
+                    break c;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no code delivered");
+            thread::yield_now();
+        };
+        let r = http_post(&provision, &provision_body("kate", &code), None);
+        assert_eq!(
+            r.status, 200,
+            "round {round}: the code was delivered but not yet redeemable: {r:?}"
+        );
+    }
 }

@@ -28,7 +28,11 @@ fn no_reply_without_message_authenticator_or_with_a_wrong_secret() {
         "Status-Server with a wrong shared secret"
     );
     // A dropped request is not a failed attempt: the same code is still good.
-    assert_eq!(d.auth("alice", &code), Accept, "the daemon answers a good request");
+    assert_eq!(
+        d.auth("alice", &code),
+        Accept,
+        "the daemon answers a good request"
+    );
 
     let log = d.log();
     assert!(

@@ -15,7 +15,10 @@ fn log_contains(log: &str, value: &str) -> bool {
     }
     let b = log.as_bytes();
     log.match_indices(value).any(|(i, _)| {
-        let before = i.checked_sub(1).map(|j| b[j].is_ascii_digit()).unwrap_or(false);
+        let before = i
+            .checked_sub(1)
+            .map(|j| b[j].is_ascii_digit())
+            .unwrap_or(false);
         let after = b.get(i + value.len()).is_some_and(|c| c.is_ascii_digit());
         !before && !after
     })
@@ -47,7 +50,11 @@ fn readme_walkthrough() {
     assert_eq!(code.len(), 10, "MPC {code:?}");
     assert!(code.chars().all(|c| c.is_ascii_digit()), "MPC {code:?}");
     let url = format!("{}/provision#user=alice&code={code}", d.base_url());
-    assert!(msg.body.contains(&url), "Provision URL {url} in:\n{}", msg.body);
+    assert!(
+        msg.body.contains(&url),
+        "Provision URL {url} in:\n{}",
+        msg.body
+    );
     assert_eq!(d.latest_provision_code("alice").as_deref(), Some(&*code));
 
     // The phone trades it for a device.
@@ -74,11 +81,21 @@ fn readme_walkthrough() {
     let wrong = alter_otc(&right);
     assert_ne!(wrong, right);
     assert_eq!(d.auth("alice", &wrong), Reject, "wrong OTC {wrong}");
-    assert_eq!(d.auth("alice", &right), Reject, "index 42 spent by the failure");
+    assert_eq!(
+        d.auth("alice", &right),
+        Reject,
+        "index 42 spent by the failure"
+    );
 
     // Another fresh index still works.
     let next = mobile_otc(&phone, pin, Some(7));
     assert_eq!(d.auth("alice", &next), Accept, "fresh index 07: {next}");
+
+    // The legacy form "OTC,NN" is accepted too, once.
+    let c = mobile_otc(&phone, pin, Some(63));
+    let legacy = format!("{},{}", &c[..4], &c[4..]);
+    assert_eq!(d.auth("alice", &legacy), Accept, "legacy form {legacy}");
+    assert_eq!(d.auth("alice", &c), Reject, "index 63 already used");
 
     // A user without a device.
     d.add_user("bob", "1357");
@@ -107,20 +124,20 @@ fn secrets_stay_out_of_log_and_state() {
     let out = d.ctl(&["user", "add", "dave", "--email", "dave@example.test"]);
     assert!(out.success(), "{out}");
 
-    // Provision through the REST request (as the ResetPIN page does) and through ctl.
-    let first = d.provision_send("carol");
-    secrets.push(("unused MPC".into(), first.clone()));
-    let seen = d.spool_for("carol", "provision-code").len();
+    // A code asked for over REST (as the ResetPIN page does), replaced by one sent
+    // by the admin before it is used.
     let r = d.post(
         "/api/v1/provision/request",
         &json!({"username": "carol"}),
         None,
     );
     assert_eq!(r.status, 202, "{r:?}");
-    let mpc = d
-        .wait_provision_message("carol", seen)
-        .provision_code()
-        .unwrap();
+    assert_eq!(d.wait_log_lines(&["provision code sent", "carol"], 1), 1);
+    let first = d
+        .latest_provision_code("carol")
+        .expect("code from the REST request");
+    secrets.push(("unused MPC".into(), first));
+    let mpc = d.provision_send("carol");
     secrets.push(("MPC".into(), mpc.clone()));
     let phone = d.path("carol-phone.json");
     let out = d.mobile_provision(&phone, "carol", &mpc);

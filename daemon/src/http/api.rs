@@ -90,11 +90,11 @@ async fn request_code(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Err(resp) => return resp,
     };
     let username = req.username.trim().to_string();
-    if username.is_empty() || username.len() > 256 {
+    if username.is_empty() || username.len() > 256 || username.chars().any(char::is_control) {
         return error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            "username must be 1 to 256 characters",
+            "username must be 1 to 256 characters without control characters",
         );
     }
     // Answer at once and send in the background, so the answer and its

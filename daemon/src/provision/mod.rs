@@ -114,7 +114,8 @@ pub enum Requester {
 }
 
 /// Issues a new Mobile Provision Code for `username` and sends it over the
-/// user's transport; it replaces any earlier code only once it is sent.
+/// user's transport. The new code is stored before it is sent (so it works the
+/// moment it arrives) and the earlier code is put back if sending fails.
 ///
 /// Sends are serialised (one at a time), so the code stored is always the one
 /// sent last, and the hourly limit is checked and recorded in one transaction.
@@ -152,7 +153,6 @@ pub fn send_code(app: &App, username: &str, requester: Requester) -> Result<(), 
         Ok((user, recipient))
     })?;
     let code = zeroize::Zeroizing::new(new_code(cfg.code_length));
-    let minutes = cfg.code_ttl.as_secs().div_ceil(60);
     let message = Message {
         kind: MessageKind::ProvisionCode,
         username: user.name.clone(),
@@ -160,20 +160,44 @@ pub fn send_code(app: &App, username: &str, requester: Requester) -> Result<(), 
         subject: "Your Mobile Provision Code".to_string(),
         body: format!(
             "Your Mobile Provision Code is: {code}\n\
-             It is valid for {minutes} minutes and can be used once: a wrong attempt also uses it up, so then ask for a new code.\n\
+             It is valid for {lifetime} and can be used once: a wrong attempt also uses it up, so then ask for a new code.\n\
              Enter it in the mobile app with the Re-provision option, or open this Provision URL on your phone:\n\
              {url}\n",
             code = code.as_str(),
+            lifetime = describe_lifetime(cfg.code_ttl),
             url = provision_url(&app.config.server.public_url, &user.name, &code),
         ),
     };
-    app.transport.send(&message)?;
+    // Store the new code before sending it, so it works the moment it
+    // arrives; if the send fails, put the earlier code back.
     let hash = app.key.keyed_hash(Purpose::ProvisionCode, code.as_bytes());
     let expires = now + cfg.code_ttl.as_secs() as i64;
-    app.store
-        .transaction(|tx| provision_codes::replace(tx, user.id, &hash, expires, now))?;
+    let previous = app.store.transaction(|tx| {
+        let previous = provision_codes::peek(tx, user.id)?;
+        provision_codes::replace(tx, user.id, &hash, expires, now)?;
+        Ok::<_, StoreError>(previous)
+    })?;
+    if let Err(e) = app.transport.send(&message) {
+        app.store.transaction(|tx| {
+            provision_codes::restore(tx, user.id, &hash, previous.as_ref(), now)
+        })?;
+        return Err(e.into());
+    }
     tracing::info!(user = ?user.name, transport = app.transport.name(), "provision code sent");
     Ok(())
+}
+
+/// A lifetime in words for messages: "15 minutes", "1 minute", "90 seconds".
+pub fn describe_lifetime(ttl: std::time::Duration) -> String {
+    let secs = ttl.as_secs();
+    let (n, unit) = if secs % 3600 == 0 && secs >= 3600 {
+        (secs / 3600, "hour")
+    } else if secs % 60 == 0 && secs >= 60 {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Redeems a Mobile Provision Code: spends it whatever the outcome, and on
@@ -449,6 +473,17 @@ pub(crate) mod tests {
             Err(ProvisionError::Transport(_))
         ));
         assert!(redeem(&app, "alice", &code, "phone").is_ok());
+    }
+
+    #[test]
+    fn lifetimes_in_words() {
+        let d = std::time::Duration::from_secs;
+        assert_eq!(describe_lifetime(d(900)), "15 minutes");
+        assert_eq!(describe_lifetime(d(60)), "1 minute");
+        assert_eq!(describe_lifetime(d(90)), "90 seconds");
+        assert_eq!(describe_lifetime(d(2)), "2 seconds");
+        assert_eq!(describe_lifetime(d(1)), "1 second");
+        assert_eq!(describe_lifetime(d(7200)), "2 hours");
     }
 
     #[test]

@@ -46,9 +46,9 @@ pub fn record_request(conn: &Connection, user_id: i64, now: i64) -> Result<(), S
     Ok(())
 }
 
-/// Removes and returns the user's outstanding code: any redeem attempt spends it.
-pub fn take(conn: &Connection, user_id: i64) -> Result<Option<ProvisionCodeRow>, StoreError> {
-    let row = conn
+/// The user's outstanding code, if any, without spending it.
+pub fn peek(conn: &Connection, user_id: i64) -> Result<Option<ProvisionCodeRow>, StoreError> {
+    Ok(conn
         .query_row(
             "SELECT code_hash, expires_at FROM provision_codes WHERE user_id = ?1",
             params![user_id],
@@ -59,7 +59,36 @@ pub fn take(conn: &Connection, user_id: i64) -> Result<Option<ProvisionCodeRow>,
                 })
             },
         )
-        .optional()?;
+        .optional()?)
+}
+
+/// Puts `previous` back as the user's code if the stored one still has hash
+/// `current_hash` (nothing redeemed or replaced it meanwhile); with no
+/// previous code, removes the current one.
+pub fn restore(
+    conn: &Connection,
+    user_id: i64,
+    current_hash: &[u8],
+    previous: Option<&ProvisionCodeRow>,
+    now: i64,
+) -> Result<(), StoreError> {
+    match previous {
+        Some(p) => conn.execute(
+            "UPDATE provision_codes SET code_hash = ?3, expires_at = ?4, created_at = ?5
+             WHERE user_id = ?1 AND code_hash = ?2",
+            params![user_id, current_hash, p.code_hash, p.expires_at, now],
+        )?,
+        None => conn.execute(
+            "DELETE FROM provision_codes WHERE user_id = ?1 AND code_hash = ?2",
+            params![user_id, current_hash],
+        )?,
+    };
+    Ok(())
+}
+
+/// Removes and returns the user's outstanding code: any redeem attempt spends it.
+pub fn take(conn: &Connection, user_id: i64) -> Result<Option<ProvisionCodeRow>, StoreError> {
+    let row = peek(conn, user_id)?;
     if row.is_some() {
         conn.execute(
             "DELETE FROM provision_codes WHERE user_id = ?1",
