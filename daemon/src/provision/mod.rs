@@ -227,17 +227,24 @@ pub fn redeem(
         .take(64)
         .collect();
     let outcome = app.store.transaction(|tx| {
+        // The reason goes to the log for administrators; the caller only
+        // ever sees "Provision Failure".
         let Some(user) = users::by_name(tx, username)? else {
-            return Ok(Err(ProvisionError::Failure));
+            return Ok(Err("unknown_user"));
         };
         // Taking the row spends the code, right or wrong; the commit below
         // keeps that even when this attempt fails.
         let Some(stored) = provision_codes::take(tx, user.id)? else {
-            return Ok(Err(ProvisionError::Failure));
+            return Ok(Err("no_code_outstanding"));
         };
-        let matches = otc::ct_eq(&stored.code_hash, &offered);
-        if !matches || now > stored.expires_at || !user.enabled {
-            return Ok(Err(ProvisionError::Failure));
+        if !otc::ct_eq(&stored.code_hash, &offered) {
+            return Ok(Err("wrong_code"));
+        }
+        if now > stored.expires_at {
+            return Ok(Err("expired_code"));
+        }
+        if !user.enabled {
+            return Ok(Err("disabled"));
         }
         let seed = DeviceSeed::random();
         let token_bytes = zeroize::Zeroizing::new(secrets::random_bytes(32));
@@ -267,11 +274,16 @@ pub fn redeem(
             strings: otc::derive_batch(&seed, 1, alphabet),
         }))
     })?;
-    match &outcome {
-        Ok(p) => tracing::info!(user = ?username, device = %p.device_id, "device provisioned"),
-        Err(_) => tracing::info!(user = ?username, "provision failure"),
+    match outcome {
+        Ok(p) => {
+            tracing::info!(user = ?username, device = %p.device_id, "device provisioned");
+            Ok(p)
+        }
+        Err(reason) => {
+            tracing::info!(user = ?username, reason, "provision failure (the code is spent)");
+            Err(ProvisionError::Failure)
+        }
     }
-    outcome
 }
 
 /// Moves the device holding `token` to its next batch (every string of the
