@@ -1,45 +1,55 @@
 //! The one rule that decides whether a code is right for a user.
 //!
-//! RADIUS calls [`check_code`] today; the agent API and the pages will call
-//! the same function. It loads the user and device, opens the sealed PIN and
-//! seed, lets [`crate::otc::check_string_code`] spend the index and compare,
-//! and commits the spent index before returning, so a caller that answers
-//! afterwards never answers about an uncommitted decision. The store's lock is
-//! held across read-check-write: two requests with one code cannot both pass.
-//! It never logs the code, the PIN or the strings; the reason it returns is
-//! for the audit log only and must not reach the client.
+//! RADIUS and the agent API call [`check_code`]; the pages will call it too.
+//! In one transaction it loads the user, refuses disabled and locked users
+//! without looking at the code, checks the code against the user's device
+//! (security strings: spend the index, then compare; OATH: HOTP/TOTP with
+//! replay protection), counts failures and locks the user after
+//! `[policy] max_failures`, writes the audit row, and commits, all before it
+//! returns, so a caller that answers afterwards never answers about an
+//! uncommitted decision. The store's lock is held across read-check-write:
+//! two requests with one code cannot both pass. It never logs the code, the
+//! PIN or the strings; the reason it returns is for audit and trusted agents
+//! only and must not reach a NAS.
 
+use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
 use crate::otc::{self, Alphabet, DeviceSeed, Pin, Verdict};
 use crate::secrets::Purpose;
-use crate::store::{devices, users, StoreError};
+use crate::store::{audit as audit_store, devices, users, StoreError};
 
 /// The answer for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// The code is right and has now been spent.
     Accept,
-    /// Anything else. The reason is for logs only.
+    /// Anything else. The reason is for the audit trail and trusted agents.
     Reject(RejectReason),
 }
 
-/// Why a request was rejected (logged and audited, never told to the client).
+/// Why a request was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
     /// No such user.
     UnknownUser,
-    /// The user is disabled.
+    /// The user is disabled (the code was not looked at).
     Disabled,
+    /// The user is locked (the code was not looked at).
+    Locked,
     /// The user has no provisioned device.
     NoDevice,
     /// The user has no PIN.
     NoPin,
-    /// The input is not OTC + index.
+    /// The input is not in the expected form.
     Malformed,
-    /// The index was spent before.
+    /// The string index was spent before.
     IndexUsed,
-    /// The OTC does not match (the index is now spent).
+    /// The OATH code was accepted before (same TOTP step or HOTP counter).
+    Replay,
+    /// The code does not match.
     WrongCode,
+    /// The code did not match and this failure reached `max_failures`: the user is now locked.
+    TooManyFailures,
     /// A stored value could not be opened (wrong master key or corrupted row).
     Internal,
 }
@@ -50,62 +60,164 @@ impl RejectReason {
         match self {
             RejectReason::UnknownUser => "unknown_user",
             RejectReason::Disabled => "disabled",
+            RejectReason::Locked => "locked",
             RejectReason::NoDevice => "no_device",
             RejectReason::NoPin => "no_pin",
             RejectReason::Malformed => "malformed_code",
             RejectReason::IndexUsed => "index_used",
+            RejectReason::Replay => "replay",
             RejectReason::WrongCode => "wrong_code",
+            RejectReason::TooManyFailures => "too_many_failures",
             RejectReason::Internal => "internal_error",
         }
     }
+
+    /// Whether this counts as a failed attempt towards the lockout.
+    fn counts_as_failure(self) -> bool {
+        matches!(
+            self,
+            RejectReason::Malformed
+                | RejectReason::IndexUsed
+                | RejectReason::Replay
+                | RejectReason::WrongCode
+        )
+    }
 }
 
-/// Decides whether `input` (OTC followed by the 2-digit string index, or the
-/// legacy `OTC,index`) is right for `username`, spending the index on any
-/// well-formed attempt, and commits before returning.
+/// Decides whether `input` is right for `username` (security strings: OTC
+/// followed by the 2-digit index, or the legacy `OTC,index`; OATH: the code,
+/// or PIN then code when required), spending what it must, counting the
+/// failure or clearing the count, auditing the decision as coming from
+/// `source`, and committing before returning.
 ///
 /// Errors: only store failures ([`StoreError`]); every wrong input is a
 /// [`Decision::Reject`].
-pub fn check_code(app: &App, username: &str, input: &str) -> Result<Decision, StoreError> {
-    app.store.transaction(|tx| {
-        let Some(user) = users::by_name(tx, username)? else {
-            return Ok(Decision::Reject(RejectReason::UnknownUser));
+pub fn check_code(
+    app: &App,
+    username: &str,
+    input: &str,
+    source: &Source,
+) -> Result<Decision, StoreError> {
+    let now = crate::unix_now();
+    let (decision, rows) = app.store.transaction(|tx| {
+        let mut rows = Vec::new();
+        let decision = decide(app, tx, username, input, now)?;
+        let (outcome, reason) = match decision {
+            Decision::Accept => (Outcome::Pass, None),
+            Decision::Reject(RejectReason::TooManyFailures) => (Outcome::Fail, Some("wrong_code")),
+            Decision::Reject(r) => (Outcome::Fail, Some(r.code())),
         };
-        if !user.enabled {
-            return Ok(Decision::Reject(RejectReason::Disabled));
+        rows.push(audit::row(
+            now,
+            "auth",
+            Some(username),
+            source,
+            outcome,
+            reason,
+        ));
+        if decision == Decision::Reject(RejectReason::TooManyFailures) {
+            rows.push(audit::row(
+                now,
+                "lock",
+                Some(username),
+                source,
+                Outcome::Ok,
+                Some("too_many_failures"),
+            ));
         }
-        let Some(device) = devices::by_user(tx, user.id)? else {
-            return Ok(Decision::Reject(RejectReason::NoDevice));
-        };
-        let Some(pin_sealed) = &user.pin_sealed else {
-            return Ok(Decision::Reject(RejectReason::NoPin));
-        };
-        let opened = (|| {
-            let pin = app.key.open(Purpose::Pin, &user.name, pin_sealed).ok()?;
-            let pin = Pin::parse(std::str::from_utf8(&pin).ok()?, 4, 10).ok()?;
-            let seed = app
-                .key
-                .open(Purpose::DeviceSeed, &user.name, &device.seed_sealed)
-                .ok()?;
-            let seed = DeviceSeed::from_bytes(&seed).ok()?;
-            let alphabet = Alphabet::parse(&device.alphabet).ok()?;
-            Some((pin, seed, alphabet))
-        })();
-        let Some((pin, seed, alphabet)) = opened else {
-            tracing::error!(user = ?user.name, "cannot open the sealed PIN or seed (wrong master key or corrupted row)");
-            return Ok(Decision::Reject(RejectReason::Internal));
-        };
-        let mut used = device.used;
-        let verdict = otc::check_string_code(&seed, device.batch, alphabet, &pin, &mut used, input);
-        if used != device.used {
-            devices::set_used(tx, &device.id, used)?;
+        for row in &rows {
+            audit_store::insert(tx, row)?;
         }
-        Ok(match verdict {
-            Verdict::Accept => Decision::Accept,
-            Verdict::WrongCode => Decision::Reject(RejectReason::WrongCode),
-            Verdict::IndexAlreadyUsed => Decision::Reject(RejectReason::IndexUsed),
-            Verdict::Malformed => Decision::Reject(RejectReason::Malformed),
-        })
+        Ok::<_, StoreError>((decision, rows))
+    })?;
+    app.audit.emit(&rows);
+    Ok(decision)
+}
+
+/// The decision itself, inside the caller's transaction.
+fn decide(
+    app: &App,
+    tx: &rusqlite::Connection,
+    username: &str,
+    input: &str,
+    now: i64,
+) -> Result<Decision, StoreError> {
+    let Some(user) = users::by_name(tx, username)? else {
+        return Ok(Decision::Reject(RejectReason::UnknownUser));
+    };
+    if !user.enabled {
+        return Ok(Decision::Reject(RejectReason::Disabled));
+    }
+    if user.is_locked(now) {
+        return Ok(Decision::Reject(RejectReason::Locked));
+    }
+    let Some(device) = devices::by_user(tx, user.id)? else {
+        return Ok(Decision::Reject(RejectReason::NoDevice));
+    };
+    let verdict = match device.mode.as_str() {
+        "strings" => check_strings(app, tx, &user, &device, input)?,
+        other => {
+            tracing::error!(user = ?user.name, mode = other, "device has an unknown mode");
+            Decision::Reject(RejectReason::Internal)
+        }
+    };
+    match verdict {
+        Decision::Accept => users::reset_failures(tx, user.id)?,
+        Decision::Reject(reason) if reason.counts_as_failure() => {
+            let policy = &app.config.policy;
+            let until = match policy.lockout.as_secs() {
+                0 => users::LOCKED_UNTIL_UNLOCKED,
+                secs => now.saturating_add(secs as i64),
+            };
+            if users::record_failure(tx, user.id, policy.max_failures, until)? {
+                return Ok(Decision::Reject(RejectReason::TooManyFailures));
+            }
+        }
+        Decision::Reject(_) => {}
+    }
+    Ok(verdict)
+}
+
+fn open_pin(app: &App, user: &users::UserRow) -> Option<Pin> {
+    let sealed = user.pin_sealed.as_ref()?;
+    let pin = app.key.open(Purpose::Pin, &user.name, sealed).ok()?;
+    Pin::parse(std::str::from_utf8(&pin).ok()?, 4, 10).ok()
+}
+
+fn check_strings(
+    app: &App,
+    tx: &rusqlite::Connection,
+    user: &users::UserRow,
+    device: &devices::DeviceRow,
+    input: &str,
+) -> Result<Decision, StoreError> {
+    if user.pin_sealed.is_none() {
+        return Ok(Decision::Reject(RejectReason::NoPin));
+    }
+    let opened = (|| {
+        let pin = open_pin(app, user)?;
+        let seed = app
+            .key
+            .open(Purpose::DeviceSeed, &user.name, &device.seed_sealed)
+            .ok()?;
+        let seed = DeviceSeed::from_bytes(&seed).ok()?;
+        let alphabet = Alphabet::parse(&device.alphabet).ok()?;
+        Some((pin, seed, alphabet))
+    })();
+    let Some((pin, seed, alphabet)) = opened else {
+        tracing::error!(user = ?user.name, "cannot open the sealed PIN or seed (wrong master key or corrupted row)");
+        return Ok(Decision::Reject(RejectReason::Internal));
+    };
+    let mut used = device.used;
+    let verdict = otc::check_string_code(&seed, device.batch, alphabet, &pin, &mut used, input);
+    if used != device.used {
+        devices::set_used(tx, &device.id, used)?;
+    }
+    Ok(match verdict {
+        Verdict::Accept => Decision::Accept,
+        Verdict::WrongCode => Decision::Reject(RejectReason::WrongCode),
+        Verdict::IndexAlreadyUsed => Decision::Reject(RejectReason::IndexUsed),
+        Verdict::Malformed => Decision::Reject(RejectReason::Malformed),
     })
 }
 
@@ -117,7 +229,7 @@ mod tests {
 
     /// Provisions alice and returns her 99 strings.
     fn provisioned(dir: &std::path::Path) -> (App, Vec<otc::SecurityString>) {
-        let app = test_app(dir, "");
+        let app = test_app(dir, "[policy]\nmax_failures = 1000\n");
         send_code(&app, "alice", Requester::Admin).unwrap();
         let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))
             .unwrap()
@@ -148,15 +260,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (app, strings) = provisioned(dir.path());
         let code = typed(&strings, 7);
-        assert_eq!(check_code(&app, "alice", &code).unwrap(), Decision::Accept);
         assert_eq!(
-            check_code(&app, "alice", &code).unwrap(),
+            check_code(&app, "alice", &code, &Source::Admin).unwrap(),
+            Decision::Accept
+        );
+        assert_eq!(
+            check_code(&app, "alice", &code, &Source::Admin).unwrap(),
             Decision::Reject(RejectReason::IndexUsed)
         );
         // Legacy form of the same index is spent too.
         let legacy = format!("{},7", &code[..4]);
         assert_eq!(
-            check_code(&app, "alice", &legacy).unwrap(),
+            check_code(&app, "alice", &legacy, &Source::Admin).unwrap(),
             Decision::Reject(RejectReason::IndexUsed)
         );
     }
@@ -174,19 +289,19 @@ mod tests {
         };
         let wrong = format!("{wrong_digit}{}", &right[1..]);
         assert_eq!(
-            check_code(&app, "alice", &wrong).unwrap(),
+            check_code(&app, "alice", &wrong, &Source::Admin).unwrap(),
             Decision::Reject(RejectReason::WrongCode)
         );
         assert_eq!(
-            check_code(&app, "alice", &right).unwrap(),
+            check_code(&app, "alice", &right, &Source::Admin).unwrap(),
             Decision::Reject(RejectReason::IndexUsed)
         );
         assert_eq!(
-            check_code(&app, "nobody", &right).unwrap(),
+            check_code(&app, "nobody", &right, &Source::Admin).unwrap(),
             Decision::Reject(RejectReason::UnknownUser)
         );
         assert_eq!(
-            check_code(&app, "alice", "12").unwrap(),
+            check_code(&app, "alice", "12", &Source::Admin).unwrap(),
             Decision::Reject(RejectReason::Malformed)
         );
     }
@@ -202,7 +317,9 @@ mod tests {
                 .map(|_| {
                     let app = app.clone();
                     let code = code.clone();
-                    std::thread::spawn(move || check_code(&app, "alice", &code).unwrap())
+                    std::thread::spawn(move || {
+                        check_code(&app, "alice", &code, &Source::Admin).unwrap()
+                    })
                 })
                 .collect();
             let accepted = threads

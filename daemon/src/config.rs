@@ -75,8 +75,11 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+/// The whole configuration file. `Config::default()` is the built-in
+/// defaults: everything on loopback, state under `/var/lib/pinwheel`, one
+/// spool transport, and no RADIUS client (a shared secret cannot have a safe
+/// default).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Paths and the public address of this server.
@@ -101,6 +104,108 @@ pub struct Config {
     /// per-user transport choice arrives. Defaults to one spool folder.
     #[serde(default, rename = "transport")]
     pub transports: Vec<TransportConfig>,
+    /// Failure counting and lockout.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// OATH (HOTP/TOTP) tokens for users in `oath` mode.
+    #[serde(default)]
+    pub oath: OathConfig,
+    /// Trusted applications allowed to call the agent API.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<AgentConfig>,
+}
+
+/// `[policy]`: brute-force protection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Failed attempts in a row (RADIUS, agent API, pages together) that lock a user.
+    pub max_failures: u32,
+    /// How long a lock lasts, e.g. `"15m"`; `"0"` locks until an admin unlocks.
+    #[serde(with = "humantime_serde")]
+    pub lockout: Duration,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            max_failures: 5,
+            lockout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Audit rows older than this are deleted, e.g. `"90days"`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Also send each audit record to syslog, facility auth.
+    pub syslog: bool,
+    /// The syslog socket (journald listens on `/dev/log` too).
+    pub syslog_socket: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: Duration::from_secs(90 * 24 * 3600),
+            syslog: true,
+            syslog_socket: PathBuf::from("/dev/log"),
+        }
+    }
+}
+
+/// `[oath]`: defaults for OATH tokens made at provisioning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OathConfig {
+    /// `"totp"` (time-based, RFC 6238) or `"hotp"` (counter-based, RFC 4226).
+    pub kind: String,
+    /// `"SHA1"`, `"SHA256"` or `"SHA512"`.
+    pub algorithm: String,
+    /// Digits per code: 6 or 8.
+    pub digits: u8,
+    /// TOTP time step in seconds.
+    pub period: u32,
+    /// HOTP: how many counter values ahead a code may be.
+    pub hotp_look_ahead: u64,
+    /// Users type their PIN followed by the code (per-user setting overrides).
+    pub require_pin: bool,
+    /// The issuer shown in authenticator apps (`Issuer:user`).
+    pub issuer: String,
+}
+
+impl Default for OathConfig {
+    fn default() -> Self {
+        OathConfig {
+            kind: "totp".to_string(),
+            algorithm: "SHA1".to_string(),
+            digits: 6,
+            period: 30,
+            hotp_look_ahead: 10,
+            require_pin: false,
+            issuer: "Pinwheel".to_string(),
+        }
+    }
+}
+
+/// `[[agent]]`: a trusted application (web or VPN portal) that may call
+/// `POST /api/v1/auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// A name for logs and the audit trail.
+    pub name: String,
+    /// Source addresses allowed (CIDR).
+    pub address: IpNet,
+    /// The shared secret the agent sends.
+    pub secret: Secret,
 }
 
 /// `[server]`: paths and the public address.
@@ -336,21 +441,6 @@ impl Config {
         Ok(config)
     }
 
-    /// The built-in defaults: everything on loopback, state under
-    /// `/var/lib/pinwheel`, one spool transport. There is no default RADIUS
-    /// client (a shared secret cannot have a safe default).
-    pub fn embedded_defaults() -> Config {
-        Config {
-            server: ServerConfig::default(),
-            http: HttpConfig::default(),
-            radius: RadiusConfig::default(),
-            strings: StringsConfig::default(),
-            pin: PinConfig::default(),
-            provision: ProvisionConfig::default(),
-            transports: Vec::new(),
-        }
-    }
-
     /// Checks rules that span keys. On failure returns the dotted key path
     /// and a message; [`Config::parse`] turns that into [`ConfigError::Invalid`].
     pub fn validate(&self) -> Result<(), (String, String)> {
@@ -432,6 +522,42 @@ impl Config {
                         format!("same address as radius.client[{j}] ({})", other.name),
                     ));
                 }
+            }
+        }
+        if self.policy.max_failures == 0 {
+            return err("policy.max_failures", "must be at least 1");
+        }
+        if self.audit.retention.as_secs() < 3600 {
+            return err("audit.retention", "must be at least 1h");
+        }
+        let oath = &self.oath;
+        if oath.kind != "totp" && oath.kind != "hotp" {
+            return err("oath.kind", "must be \"totp\" or \"hotp\"");
+        }
+        if !["SHA1", "SHA256", "SHA512"].contains(&oath.algorithm.to_ascii_uppercase().as_str()) {
+            return err(
+                "oath.algorithm",
+                "must be \"SHA1\", \"SHA256\" or \"SHA512\"",
+            );
+        }
+        if oath.digits != 6 && oath.digits != 8 {
+            return err("oath.digits", "must be 6 or 8");
+        }
+        if !(10..=300).contains(&oath.period) {
+            return err("oath.period", "must be between 10 and 300 seconds");
+        }
+        if oath.hotp_look_ahead > 100 {
+            return err("oath.hotp_look_ahead", "must be at most 100");
+        }
+        if oath.issuer.is_empty() || oath.issuer.contains(':') {
+            return err("oath.issuer", "must be non-empty and without ':'");
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            if a.secret.expose().len() < 16 {
+                return Err((
+                    format!("agent[{i}].secret"),
+                    "must be at least 16 characters".into(),
+                ));
             }
         }
         for (i, t) in self.transports.iter().enumerate() {

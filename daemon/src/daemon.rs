@@ -33,6 +33,8 @@ pub struct App {
     /// Held while a provision code is sent and stored, so the stored code is
     /// always the one sent last.
     pub provision_send_lock: std::sync::Mutex<()>,
+    /// Sends committed audit rows to syslog and the log.
+    pub audit: crate::audit::AuditLog,
     /// Bounds provision-code requests from the REST API waiting to be sent.
     pub pending_provision_sends: Arc<tokio::sync::Semaphore>,
 }
@@ -68,7 +70,9 @@ impl App {
             .map(|t| t.name.clone())
             .unwrap_or_else(|| "spool".to_string());
         let transport = Box::new(SpoolTransport::new(name, config.spool_folder()));
+        let audit = crate::audit::AuditLog::new(config.audit.syslog, &config.audit.syslog_socket);
         Ok(App {
+            audit,
             config,
             store,
             key,

@@ -13,6 +13,7 @@
 //! device token or shared secret.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod daemon;

@@ -264,6 +264,8 @@ pub fn redeem(
             batch: 1,
             used: otc::UsedSet::default(),
             created_at: now,
+            mode: "strings".to_string(),
+            oath: None,
         };
         let token_hash = app.key.keyed_hash(Purpose::DeviceToken, token.as_bytes());
         devices::replace(tx, &device, &token_hash)?;

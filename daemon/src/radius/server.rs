@@ -326,9 +326,14 @@ async fn answer(
                     let app = server.app.clone();
                     let input = String::from_utf8_lossy(&password).into_owned();
                     let user_for_log = user.clone();
-                    let decided =
-                        tokio::task::spawn_blocking(move || auth::check_code(&app, &user, &input))
-                            .await;
+                    let source = crate::audit::Source::Radius {
+                        nas: client.name.clone(),
+                        addr: from,
+                    };
+                    let decided = tokio::task::spawn_blocking(move || {
+                        auth::check_code(&app, &user, &input, &source)
+                    })
+                    .await;
                     match decided {
                         Ok(Ok(d)) => {
                             match d {

@@ -27,6 +27,27 @@ pub struct DeviceRow {
     pub used: UsedSet,
     /// Unix seconds.
     pub created_at: i64,
+    /// `strings` (seed + batch) or `oath` (`seed_sealed` holds the OATH secret).
+    pub mode: String,
+    /// OATH parameters and progress, for `oath` devices.
+    pub oath: Option<OathState>,
+}
+
+/// An OATH token's parameters and replay state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OathState {
+    /// `totp` or `hotp`.
+    pub kind: String,
+    /// `SHA1`, `SHA256` or `SHA512`.
+    pub algorithm: String,
+    /// 6 or 8.
+    pub digits: u8,
+    /// TOTP period in seconds.
+    pub period: u32,
+    /// HOTP: the next counter value expected.
+    pub counter: u64,
+    /// TOTP: the last time step accepted (never accepted again, RFC 6238 §5.2).
+    pub last_step: Option<u64>,
 }
 
 impl std::fmt::Debug for DeviceRow {
@@ -39,7 +60,8 @@ impl std::fmt::Debug for DeviceRow {
     }
 }
 
-const COLUMNS: &str = "id, user_id, name, seed_sealed, alphabet, batch, used, created_at";
+const COLUMNS: &str = "id, user_id, name, seed_sealed, alphabet, batch, used, created_at, \
+                       mode, oath_kind, oath_algorithm, oath_digits, oath_period, oath_counter, oath_last_step";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     let used: Vec<u8> = r.get(6)?;
@@ -55,6 +77,18 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
         batch: r.get(5)?,
         used,
         created_at: r.get(7)?,
+        mode: r.get(8)?,
+        oath: match r.get::<_, Option<String>>(9)? {
+            Some(kind) => Some(OathState {
+                kind,
+                algorithm: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                digits: r.get::<_, Option<u8>>(11)?.unwrap_or(6),
+                period: r.get::<_, Option<u32>>(12)?.unwrap_or(30),
+                counter: r.get::<_, i64>(13)? as u64,
+                last_step: r.get::<_, Option<i64>>(14)?.map(|s| s as u64),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -90,9 +124,11 @@ pub fn replace(conn: &Connection, device: &DeviceRow, token_hash: &[u8]) -> Resu
         "DELETE FROM devices WHERE user_id = ?1",
         params![device.user_id],
     )?;
+    let oath = device.oath.as_ref();
     conn.execute(
-        "INSERT INTO devices(id, user_id, name, token_hash, seed_sealed, alphabet, batch, used, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO devices(id, user_id, name, token_hash, seed_sealed, alphabet, batch, used, created_at,
+                             mode, oath_kind, oath_algorithm, oath_digits, oath_period, oath_counter, oath_last_step)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             device.id,
             device.user_id,
@@ -102,7 +138,14 @@ pub fn replace(conn: &Connection, device: &DeviceRow, token_hash: &[u8]) -> Resu
             device.alphabet,
             device.batch,
             device.used.to_bytes().to_vec(),
-            device.created_at
+            device.created_at,
+            device.mode,
+            oath.map(|o| o.kind.clone()),
+            oath.map(|o| o.algorithm.clone()),
+            oath.map(|o| o.digits),
+            oath.map(|o| o.period),
+            oath.map(|o| o.counter as i64).unwrap_or(0),
+            oath.and_then(|o| o.last_step.map(|s| s as i64)),
         ],
     )?;
     Ok(())
@@ -123,6 +166,21 @@ pub fn set_batch(conn: &Connection, device_id: &str, batch: u32) -> Result<(), S
     conn.execute(
         "UPDATE devices SET batch = ?2, used = ?3 WHERE id = ?1",
         params![device_id, batch, UsedSet::default().to_bytes().to_vec()],
+    )?;
+    Ok(())
+}
+
+/// Records an OATH token's progress: the next HOTP counter and the last
+/// accepted TOTP step.
+pub fn set_oath_progress(
+    conn: &Connection,
+    device_id: &str,
+    counter: u64,
+    last_step: Option<u64>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE devices SET oath_counter = ?2, oath_last_step = ?3 WHERE id = ?1",
+        params![device_id, counter as i64, last_step.map(|s| s as i64)],
     )?;
     Ok(())
 }

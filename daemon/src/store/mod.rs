@@ -8,6 +8,7 @@
 //! [`Store::transaction`], which run on the calling thread: async callers wrap
 //! them in `spawn_blocking`.
 
+pub mod audit;
 pub mod devices;
 pub mod provision_codes;
 pub mod users;
@@ -78,6 +79,29 @@ const MIGRATIONS: &[&str] = &[
         at          INTEGER NOT NULL
     );
     CREATE INDEX provision_requests_user_at ON provision_requests(user_id, at);",
+    // 2: authentication modes, failure counting and locks, OATH tokens, audit trail.
+    "ALTER TABLE users ADD COLUMN mode TEXT NOT NULL DEFAULT 'strings';
+    ALTER TABLE users ADD COLUMN require_pin INTEGER;
+    ALTER TABLE users ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN locked_until INTEGER;
+    ALTER TABLE devices ADD COLUMN mode TEXT NOT NULL DEFAULT 'strings';
+    ALTER TABLE devices ADD COLUMN oath_kind TEXT;
+    ALTER TABLE devices ADD COLUMN oath_algorithm TEXT;
+    ALTER TABLE devices ADD COLUMN oath_digits INTEGER;
+    ALTER TABLE devices ADD COLUMN oath_period INTEGER;
+    ALTER TABLE devices ADD COLUMN oath_counter INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN oath_last_step INTEGER;
+    CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY,
+        at        INTEGER NOT NULL,
+        event     TEXT NOT NULL,
+        username  TEXT,
+        source    TEXT NOT NULL,
+        result    TEXT NOT NULL,
+        reason    TEXT
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX audit_user_at ON audit(username, at);",
 ];
 
 /// The database handle. One connection behind a mutex: SQLite serialises

@@ -24,6 +24,24 @@ pub struct UserRow {
     pub pin_sealed: Option<Vec<u8>>,
     /// Unix seconds.
     pub created_at: i64,
+    /// `strings` or `oath`: what the next provisioning makes.
+    pub mode: String,
+    /// Whether the user types PIN then code in OATH mode; `None` follows `[oath] require_pin`.
+    pub require_pin: Option<bool>,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    /// Locked until this Unix second ([`LOCKED_UNTIL_UNLOCKED`] = until an admin unlocks).
+    pub locked_until: Option<i64>,
+}
+
+/// `locked_until` value meaning "until an administrator unlocks".
+pub const LOCKED_UNTIL_UNLOCKED: i64 = i64::MAX;
+
+impl UserRow {
+    /// Whether the user is locked at `now` (Unix seconds).
+    pub fn is_locked(&self, now: i64) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
 }
 
 impl std::fmt::Debug for UserRow {
@@ -37,7 +55,8 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
-const COLUMNS: &str = "id, name, directory, email, phone, enabled, pin_sealed, created_at";
+const COLUMNS: &str = "id, name, directory, email, phone, enabled, pin_sealed, created_at, \
+                       mode, require_pin, failures, locked_until";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -49,6 +68,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         enabled: r.get(5)?,
         pin_sealed: r.get(6)?,
         created_at: r.get(7)?,
+        mode: r.get(8)?,
+        require_pin: r.get(9)?,
+        failures: r.get(10)?,
+        locked_until: r.get(11)?,
     })
 }
 
@@ -104,6 +127,105 @@ pub fn delete(conn: &Connection, name: &str) -> Result<(), StoreError> {
     }
 }
 
+fn update_one(
+    conn: &Connection,
+    name: &str,
+    sql: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<(), StoreError> {
+    match conn.execute(sql, params![name, value])? {
+        0 => Err(StoreError::NotFound(format!("user {name}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Enables or disables a user. Errors: [`StoreError::NotFound`].
+pub fn set_enabled(conn: &Connection, name: &str, enabled: bool) -> Result<(), StoreError> {
+    update_one(
+        conn,
+        name,
+        "UPDATE users SET enabled = ?2 WHERE name = ?1",
+        &enabled,
+    )
+}
+
+/// Locks a user until `until` (Unix seconds), or unlocks (`None`, which also
+/// clears the failure count). Errors: [`StoreError::NotFound`].
+pub fn set_lock(conn: &Connection, name: &str, until: Option<i64>) -> Result<(), StoreError> {
+    update_one(
+        conn,
+        name,
+        "UPDATE users SET locked_until = ?2, failures = CASE WHEN ?2 IS NULL THEN 0 ELSE failures END WHERE name = ?1",
+        &until,
+    )
+}
+
+/// Replaces the sealed PIN. Errors: [`StoreError::NotFound`].
+pub fn set_pin(conn: &Connection, name: &str, pin_sealed: &[u8]) -> Result<(), StoreError> {
+    update_one(
+        conn,
+        name,
+        "UPDATE users SET pin_sealed = ?2 WHERE name = ?1",
+        &pin_sealed,
+    )
+}
+
+/// Sets the mode (`strings` or `oath`) the next provisioning makes.
+pub fn set_mode(conn: &Connection, name: &str, mode: &str) -> Result<(), StoreError> {
+    update_one(
+        conn,
+        name,
+        "UPDATE users SET mode = ?2 WHERE name = ?1",
+        &mode,
+    )
+}
+
+/// Sets the per-user `require_pin` (None = follow the global setting).
+pub fn set_require_pin(
+    conn: &Connection,
+    name: &str,
+    require: Option<bool>,
+) -> Result<(), StoreError> {
+    update_one(
+        conn,
+        name,
+        "UPDATE users SET require_pin = ?2 WHERE name = ?1",
+        &require,
+    )
+}
+
+/// Counts one failed attempt; locks the user until `lock_until` once the
+/// count reaches `max_failures`. Returns true when this failure locked them.
+pub fn record_failure(
+    conn: &Connection,
+    user_id: i64,
+    max_failures: u32,
+    lock_until: i64,
+) -> Result<bool, StoreError> {
+    let failures: u32 = conn.query_row(
+        "UPDATE users SET failures = failures + 1 WHERE id = ?1 RETURNING failures",
+        params![user_id],
+        |r| r.get(0),
+    )?;
+    if failures >= max_failures {
+        conn.execute(
+            "UPDATE users SET locked_until = ?2, failures = 0 WHERE id = ?1",
+            params![user_id, lock_until],
+        )?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Clears the failure count after a success.
+pub fn reset_failures(conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE users SET failures = 0 WHERE id = ?1 AND failures != 0",
+        params![user_id],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +247,20 @@ mod tests {
                 assert!(bob.enabled);
                 let names: Vec<_> = list(c)?.into_iter().map(|u| u.name).collect();
                 assert_eq!(names, ["alice", "bob"]);
+                assert!(!record_failure(c, bob.id, 3, 100)?);
+                assert!(!record_failure(c, bob.id, 3, 100)?);
+                assert!(record_failure(c, bob.id, 3, 100)?);
+                let locked = by_name(c, "bob")?.unwrap();
+                assert!(locked.is_locked(99) && !locked.is_locked(100));
+                assert_eq!(locked.failures, 0);
+                set_lock(c, "bob", None)?;
+                assert!(!by_name(c, "bob")?.unwrap().is_locked(0));
+                set_enabled(c, "bob", false)?;
+                assert!(!by_name(c, "bob")?.unwrap().enabled);
+                assert!(matches!(
+                    set_enabled(c, "zed", true),
+                    Err(StoreError::NotFound(_))
+                ));
                 delete(c, "bob")?;
                 assert!(by_name(c, "bob")?.is_none());
                 assert!(matches!(delete(c, "bob"), Err(StoreError::NotFound(_))));
