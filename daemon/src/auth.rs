@@ -225,12 +225,12 @@ fn check_strings(
 mod tests {
     use super::*;
     use crate::provision::tests::test_app;
-    use crate::provision::{redeem, send_code, Requester};
+    use crate::provision::{redeem, send_code};
 
     /// Provisions alice and returns her 99 strings.
     fn provisioned(dir: &std::path::Path) -> (App, Vec<otc::SecurityString>) {
         let app = test_app(dir, "[policy]\nmax_failures = 1000\n");
-        send_code(&app, "alice", Requester::Admin).unwrap();
+        send_code(&app, "alice", &Source::Admin).unwrap();
         let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -242,7 +242,7 @@ mod tests {
             .find_map(|l| l.strip_prefix("Your Mobile Provision Code is: "))
             .unwrap()
             .to_string();
-        let p = redeem(&app, "alice", &code, "phone").unwrap();
+        let p = redeem(&app, "alice", &code, "phone", &Source::Admin).unwrap();
         (app, p.strings)
     }
 

@@ -170,7 +170,7 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
             })
             .map_err(|e| e.to_string()),
         AdminRequest::ProvisionSend { name } => {
-            provision::send_code(app, &name, provision::Requester::Admin)
+            provision::send_code(app, &name, &crate::audit::Source::Admin)
                 .map(|()| serde_json::json!({"sent": name, "transport": app.transport.name()}))
                 .map_err(|e| e.to_string())
         }

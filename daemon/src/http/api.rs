@@ -16,10 +16,11 @@
 // handler sends, and boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,6 +28,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::audit::Source;
 use crate::daemon::App;
 use crate::provision::{self, ProvisionError};
 
@@ -84,7 +86,11 @@ struct CodeRequest {
     username: String,
 }
 
-async fn request_code(State(app): State<Arc<App>>, body: Bytes) -> Response {
+async fn request_code(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
     let req: CodeRequest = match parse(&body, r#"{"username": string}"#) {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -103,8 +109,8 @@ async fn request_code(State(app): State<Arc<App>>, body: Bytes) -> Response {
     match app.pending_provision_sends.clone().try_acquire_owned() {
         Ok(permit) => {
             tokio::task::spawn_blocking(move || {
-                let requester = provision::Requester::User;
-                if let Err(e) = provision::send_code(&app, &username, requester) {
+                let source = Source::Api { addr: Some(peer) };
+                if let Err(e) = provision::send_code(&app, &username, &source) {
                     tracing::info!(user = ?username, "provision code request not sent: {e}");
                 }
                 drop(permit);
@@ -139,7 +145,11 @@ struct RedeemRequest {
     device: Option<DeviceInfo>,
 }
 
-async fn redeem(State(app): State<Arc<App>>, body: Bytes) -> Response {
+async fn redeem(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
     let req: RedeemRequest = match parse(
         &body,
         r#"{"username": string, "code": string, "device": {"name": string}}"#,
@@ -149,8 +159,11 @@ async fn redeem(State(app): State<Arc<App>>, body: Bytes) -> Response {
     };
     let server = app.config.server.public_url.clone();
     let name = req.device.map(|d| d.name).unwrap_or_default();
-    let outcome =
-        blocking(move || provision::redeem(&app, req.username.trim(), &req.code, &name)).await;
+    let outcome = blocking(move || {
+        let source = Source::Api { addr: Some(peer) };
+        provision::redeem(&app, req.username.trim(), &req.code, &name, &source)
+    })
+    .await;
     match outcome {
         Ok(Ok(p)) => {
             let strings: Vec<&str> = p.strings.iter().map(|s| s.as_str()).collect();
@@ -190,7 +203,11 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     (!token.is_empty()).then(|| token.to_string())
 }
 
-async fn strings(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+async fn strings(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let Some(token) = bearer(&headers) else {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -198,7 +215,9 @@ async fn strings(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             "an Authorization: Bearer device token is required",
         );
     };
-    match blocking(move || provision::next_batch(&app, &token)).await {
+    match blocking(move || provision::next_batch(&app, &token, &Source::Api { addr: Some(peer) }))
+        .await
+    {
         Ok(Ok((batch, strings))) => {
             let strings: Vec<&str> = strings.iter().map(|s| s.as_str()).collect();
             Json(json!({"batch": batch, "strings": strings})).into_response()

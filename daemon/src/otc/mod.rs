@@ -11,6 +11,7 @@
 //! carries a secret value.
 
 pub mod code;
+pub mod oath;
 pub mod pin;
 pub mod strings;
 pub mod used;

@@ -12,10 +12,11 @@
 use base64::Engine as _;
 use rand::Rng as _;
 
+use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
 use crate::otc::{self, Alphabet, DeviceSeed, SecurityString};
 use crate::secrets::{self, Purpose};
-use crate::store::{devices, provision_codes, users, StoreError};
+use crate::store::{audit as audit_store, devices, provision_codes, users, StoreError};
 use crate::transport::{Message, MessageKind, TransportError};
 
 /// Longest code or token input looked at; longer input is a failure.
@@ -104,15 +105,6 @@ pub fn provision_url(public_url: &str, username: &str, code: &str) -> String {
     )
 }
 
-/// Who asked for a provision code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requester {
-    /// The user (REST API, pages): subject to `requests_per_hour`.
-    User,
-    /// An administrator: not limited, but counted.
-    Admin,
-}
-
 /// Issues a new Mobile Provision Code for `username` and sends it over the
 /// user's transport. The new code is stored before it is sent (so it works the
 /// moment it arrives) and the earlier code is put back if sending fails.
@@ -121,9 +113,38 @@ pub enum Requester {
 /// sent last, and the hourly limit is checked and recorded in one transaction.
 ///
 /// Errors: [`ProvisionError::UnknownUser`], `Disabled`, `NoRecipient`,
-/// `RateLimited` (only for [`Requester::User`]), `Transport` (earlier code
+/// `RateLimited` (not for [`Source::Admin`]), `Transport` (earlier code
 /// kept), `Store`. The REST API hides all of these behind the same 202.
-pub fn send_code(app: &App, username: &str, requester: Requester) -> Result<(), ProvisionError> {
+pub fn send_code(app: &App, username: &str, source: &Source) -> Result<(), ProvisionError> {
+    let result = send_code_inner(app, username, source);
+    let reason = match &result {
+        Ok(()) => None,
+        Err(ProvisionError::UnknownUser(_)) => Some("unknown_user"),
+        Err(ProvisionError::Disabled(_)) => Some("disabled"),
+        Err(ProvisionError::NoRecipient(_)) => Some("no_recipient"),
+        Err(ProvisionError::RateLimited { .. }) => Some("rate_limited"),
+        Err(ProvisionError::Transport(_)) => Some("transport_failed"),
+        Err(_) => Some("internal_error"),
+    };
+    let outcome = if result.is_ok() {
+        Outcome::Ok
+    } else {
+        Outcome::Fail
+    };
+    let row = audit::row(
+        crate::unix_now(),
+        "provision-code",
+        Some(username),
+        source,
+        outcome,
+        reason,
+    );
+    app.store.with(|c| audit_store::insert(c, &row))?;
+    app.audit.emit(&[row]);
+    result
+}
+
+fn send_code_inner(app: &App, username: &str, source: &Source) -> Result<(), ProvisionError> {
     let _one_at_a_time = app
         .provision_send_lock
         .lock()
@@ -141,7 +162,7 @@ pub fn send_code(app: &App, username: &str, requester: Requester) -> Result<(), 
             .clone()
             .or_else(|| user.phone.clone())
             .ok_or_else(|| ProvisionError::NoRecipient(user.name.clone()))?;
-        if requester == Requester::User
+        if !matches!(source, Source::Admin)
             && provision_codes::requests_since(tx, user.id, now - 3600)? >= cfg.requests_per_hour
         {
             return Err(ProvisionError::RateLimited {
@@ -212,6 +233,7 @@ pub fn redeem(
     username: &str,
     code: &str,
     device_name: &str,
+    source: &Source,
 ) -> Result<Provisioned, ProvisionError> {
     if code.len() > MAX_INPUT_LEN || username.len() > MAX_INPUT_LEN {
         return Err(ProvisionError::Failure);
@@ -276,6 +298,26 @@ pub fn redeem(
             strings: otc::derive_batch(&seed, 1, alphabet),
         }))
     })?;
+    let row = match &outcome {
+        Ok(_) => audit::row(
+            now,
+            "provision",
+            Some(username),
+            source,
+            Outcome::Pass,
+            None,
+        ),
+        Err(reason) => audit::row(
+            now,
+            "provision",
+            Some(username),
+            source,
+            Outcome::Fail,
+            Some(reason),
+        ),
+    };
+    app.store.with(|c| audit_store::insert(c, &row))?;
+    app.audit.emit(&[row]);
     match outcome {
         Ok(p) => {
             tracing::info!(user = ?username, device = %p.device_id, "device provisioned");
@@ -292,7 +334,11 @@ pub fn redeem(
 /// old batch stops working) and returns the new strings.
 ///
 /// Errors: [`ProvisionError::BadToken`] for an unknown or revoked token.
-pub fn next_batch(app: &App, token: &str) -> Result<(u32, Vec<SecurityString>), ProvisionError> {
+pub fn next_batch(
+    app: &App,
+    token: &str,
+    source: &Source,
+) -> Result<(u32, Vec<SecurityString>), ProvisionError> {
     if token.is_empty() || token.len() > MAX_INPUT_LEN {
         return Err(ProvisionError::BadToken);
     }
@@ -314,8 +360,14 @@ pub fn next_batch(app: &App, token: &str) -> Result<(u32, Vec<SecurityString>), 
         let alphabet = Alphabet::parse(&device.alphabet).map_err(|_| ProvisionError::Sealed)?;
         let batch = device.batch.saturating_add(1);
         devices::set_batch(tx, &device.id, batch)?;
+        let row = audit::row(crate::unix_now(), "strings", Some(&user), source, Outcome::Ok, None);
+        audit_store::insert(tx, &row)?;
         tracing::info!(user = ?user, device = %device.id, batch, "new batch of security strings");
-        Ok((batch, otc::derive_batch(&seed, batch, alphabet)))
+        Ok((batch, otc::derive_batch(&seed, batch, alphabet), row))
+    })
+    .map(|(batch, strings, row)| {
+        app.audit.emit(&[row]);
+        (batch, strings)
     })
 }
 
@@ -359,28 +411,28 @@ pub(crate) mod tests {
     fn right_code_provisions_once_and_wrong_code_burns_it() {
         let dir = tempfile::tempdir().unwrap();
         let app = test_app(dir.path(), "");
-        send_code(&app, "alice", Requester::Admin).unwrap();
+        send_code(&app, "alice", &Source::Admin).unwrap();
         let code = last_code(dir.path());
-        let p = redeem(&app, "alice", &code, "phone").unwrap();
+        let p = redeem(&app, "alice", &code, "phone", &Source::Admin).unwrap();
         assert_eq!(p.strings.len(), 99);
         assert!(matches!(
-            redeem(&app, "alice", &code, "phone"),
+            redeem(&app, "alice", &code, "phone", &Source::Admin),
             Err(ProvisionError::Failure)
         ));
 
-        send_code(&app, "alice", Requester::Admin).unwrap();
+        send_code(&app, "alice", &Source::Admin).unwrap();
         let code = last_code(dir.path());
         let wrong = if code.starts_with('0') { "1" } else { "0" }.to_string() + &code[1..];
         assert!(matches!(
-            redeem(&app, "alice", &wrong, "phone"),
+            redeem(&app, "alice", &wrong, "phone", &Source::Admin),
             Err(ProvisionError::Failure)
         ));
         assert!(matches!(
-            redeem(&app, "alice", &code, "phone"),
+            redeem(&app, "alice", &code, "phone", &Source::Admin),
             Err(ProvisionError::Failure)
         ));
         assert!(matches!(
-            redeem(&app, "nobody", &code, "phone"),
+            redeem(&app, "nobody", &code, "phone", &Source::Admin),
             Err(ProvisionError::Failure)
         ));
     }
@@ -389,11 +441,11 @@ pub(crate) mod tests {
     fn expired_code_fails() {
         let dir = tempfile::tempdir().unwrap();
         let app = test_app(dir.path(), "[provision]\ncode_ttl = \"1s\"\n");
-        send_code(&app, "alice", Requester::Admin).unwrap();
+        send_code(&app, "alice", &Source::Admin).unwrap();
         let code = last_code(dir.path());
         std::thread::sleep(std::time::Duration::from_millis(2100));
         assert!(matches!(
-            redeem(&app, "alice", &code, "phone"),
+            redeem(&app, "alice", &code, "phone", &Source::Admin),
             Err(ProvisionError::Failure)
         ));
     }
@@ -405,7 +457,9 @@ pub(crate) mod tests {
         let threads: Vec<_> = (0..12)
             .map(|_| {
                 let app = app.clone();
-                std::thread::spawn(move || send_code(&app, "alice", Requester::User).is_ok())
+                std::thread::spawn(move || {
+                    send_code(&app, "alice", &Source::Api { addr: None }).is_ok()
+                })
             })
             .collect();
         let sent = threads
@@ -415,35 +469,35 @@ pub(crate) mod tests {
             .count();
         assert_eq!(sent, 3);
         assert!(matches!(
-            send_code(&app, "alice", Requester::User),
+            send_code(&app, "alice", &Source::Api { addr: None }),
             Err(ProvisionError::RateLimited { limit: 3, .. })
         ));
-        send_code(&app, "alice", Requester::Admin).unwrap();
+        send_code(&app, "alice", &Source::Admin).unwrap();
         // The code stored is the one sent last.
         let code = last_code(dir.path());
-        assert!(redeem(&app, "alice", &code, "phone").is_ok());
+        assert!(redeem(&app, "alice", &code, "phone", &Source::Admin).is_ok());
     }
 
     #[test]
     fn new_batch_needs_a_live_token_and_reprovision_revokes_it() {
         let dir = tempfile::tempdir().unwrap();
         let app = test_app(dir.path(), "");
-        send_code(&app, "alice", Requester::Admin).unwrap();
-        let first = redeem(&app, "alice", &last_code(dir.path()), "a").unwrap();
-        let (batch, strings) = next_batch(&app, &first.device_token).unwrap();
+        send_code(&app, "alice", &Source::Admin).unwrap();
+        let first = redeem(&app, "alice", &last_code(dir.path()), "a", &Source::Admin).unwrap();
+        let (batch, strings) = next_batch(&app, &first.device_token, &Source::Admin).unwrap();
         assert_eq!(batch, 2);
         assert!(strings != first.strings);
         assert!(matches!(
-            next_batch(&app, "not-a-token"),
+            next_batch(&app, "not-a-token", &Source::Admin),
             Err(ProvisionError::BadToken)
         ));
-        send_code(&app, "alice", Requester::Admin).unwrap();
-        let second = redeem(&app, "alice", &last_code(dir.path()), "b").unwrap();
+        send_code(&app, "alice", &Source::Admin).unwrap();
+        let second = redeem(&app, "alice", &last_code(dir.path()), "b", &Source::Admin).unwrap();
         assert!(matches!(
-            next_batch(&app, &first.device_token),
+            next_batch(&app, &first.device_token, &Source::Admin),
             Err(ProvisionError::BadToken)
         ));
-        assert!(next_batch(&app, &second.device_token).is_ok());
+        assert!(next_batch(&app, &second.device_token, &Source::Admin).is_ok());
     }
 
     #[test]
@@ -451,7 +505,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = test_app(dir.path(), "");
         assert!(matches!(
-            send_code(&app, "nobody", Requester::Admin),
+            send_code(&app, "nobody", &Source::Admin),
             Err(ProvisionError::UnknownUser(_))
         ));
         let sealed = app.key.seal(Purpose::Pin, "bob", b"1234");
@@ -464,11 +518,11 @@ pub(crate) mod tests {
             })
             .unwrap();
         assert!(matches!(
-            send_code(&app, "bob", Requester::Admin),
+            send_code(&app, "bob", &Source::Admin),
             Err(ProvisionError::NoRecipient(_))
         ));
         assert!(matches!(
-            send_code(&app, "carol", Requester::Admin),
+            send_code(&app, "carol", &Source::Admin),
             Err(ProvisionError::Disabled(_))
         ));
     }
@@ -477,16 +531,16 @@ pub(crate) mod tests {
     fn failed_send_keeps_the_earlier_code() {
         let dir = tempfile::tempdir().unwrap();
         let app = test_app(dir.path(), "");
-        send_code(&app, "alice", Requester::Admin).unwrap();
+        send_code(&app, "alice", &Source::Admin).unwrap();
         let code = last_code(dir.path());
         // Make the spool unwritable by replacing the folder with a file.
         std::fs::rename(dir.path().join("spool"), dir.path().join("spool.old")).unwrap();
         std::fs::write(dir.path().join("spool"), b"not a folder").unwrap();
         assert!(matches!(
-            send_code(&app, "alice", Requester::Admin),
+            send_code(&app, "alice", &Source::Admin),
             Err(ProvisionError::Transport(_))
         ));
-        assert!(redeem(&app, "alice", &code, "phone").is_ok());
+        assert!(redeem(&app, "alice", &code, "phone", &Source::Admin).is_ok());
     }
 
     #[test]
