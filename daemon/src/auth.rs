@@ -14,7 +14,7 @@
 
 use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
-use crate::otc::{self, Alphabet, DeviceSeed, Pin, Verdict};
+use crate::otc::{self, oath, Alphabet, DeviceSeed, Pin, Verdict};
 use crate::secrets::Purpose;
 use crate::store::{audit as audit_store, devices, users, StoreError};
 
@@ -156,6 +156,7 @@ fn decide(
     };
     let verdict = match device.mode.as_str() {
         "strings" => check_strings(app, tx, &user, &device, input)?,
+        "oath" => check_oath(app, tx, &user, &device, input, now)?,
         other => {
             tracing::error!(user = ?user.name, mode = other, "device has an unknown mode");
             Decision::Reject(RejectReason::Internal)
@@ -182,6 +183,100 @@ fn open_pin(app: &App, user: &users::UserRow) -> Option<Pin> {
     let sealed = user.pin_sealed.as_ref()?;
     let pin = app.key.open(Purpose::Pin, &user.name, sealed).ok()?;
     Pin::parse(std::str::from_utf8(&pin).ok()?, 4, 10).ok()
+}
+
+/// The OATH parameters and secret of a device, opened.
+pub(crate) fn open_oath(
+    app: &App,
+    user: &users::UserRow,
+    device: &devices::DeviceRow,
+) -> Option<(oath::OathParams, zeroize::Zeroizing<Vec<u8>>)> {
+    let state = device.oath.as_ref()?;
+    let algorithm = oath::Algorithm::parse(&state.algorithm).ok()?;
+    let kind = match state.kind.as_str() {
+        "hotp" => oath::OathKind::Hotp,
+        "totp" => oath::OathKind::Totp {
+            period: state.period,
+        },
+        _ => return None,
+    };
+    let params = oath::OathParams {
+        kind,
+        algorithm,
+        digits: state.digits,
+    };
+    params.validate().ok()?;
+    let secret = app
+        .key
+        .open(Purpose::OathSecret, &user.name, &device.seed_sealed)
+        .ok()?;
+    Some((params, secret))
+}
+
+fn check_oath(
+    app: &App,
+    tx: &rusqlite::Connection,
+    user: &users::UserRow,
+    device: &devices::DeviceRow,
+    input: &str,
+    now: i64,
+) -> Result<Decision, StoreError> {
+    let (Some(state), Some((params, secret))) =
+        (device.oath.as_ref(), open_oath(app, user, device))
+    else {
+        tracing::error!(user = ?user.name, "cannot open the OATH token (wrong master key or corrupted row)");
+        return Ok(Decision::Reject(RejectReason::Internal));
+    };
+    let require_pin = user.require_pin.unwrap_or(app.config.oath.require_pin);
+    let pin = if require_pin {
+        match open_pin(app, user) {
+            Some(pin) => Some(pin),
+            None if user.pin_sealed.is_none() => return Ok(Decision::Reject(RejectReason::NoPin)),
+            None => return Ok(Decision::Reject(RejectReason::Internal)),
+        }
+    } else {
+        None
+    };
+    let look_ahead = app.config.oath.hotp_look_ahead;
+    let time = u64::try_from(now).unwrap_or(0);
+    let verdict = match (params.kind, &pin) {
+        (oath::OathKind::Totp { .. }, None) => {
+            oath::check_totp(&secret, &params, input, time, state.last_step)
+        }
+        (oath::OathKind::Totp { .. }, Some(pin)) => {
+            oath::check_totp_with_pin(&secret, &params, pin.as_str(), input, time, state.last_step)
+        }
+        (oath::OathKind::Hotp, None) => {
+            oath::check_hotp(&secret, &params, input, state.counter, look_ahead)
+        }
+        (oath::OathKind::Hotp, Some(pin)) => oath::check_hotp_with_pin(
+            &secret,
+            &params,
+            pin.as_str(),
+            input,
+            state.counter,
+            look_ahead,
+        ),
+    };
+    Ok(match verdict {
+        oath::OathVerdict::Accept { step } => {
+            match params.kind {
+                oath::OathKind::Totp { .. } => {
+                    devices::set_oath_progress(tx, &device.id, state.counter, Some(step))?
+                }
+                oath::OathKind::Hotp => devices::set_oath_progress(
+                    tx,
+                    &device.id,
+                    step.saturating_add(1),
+                    state.last_step,
+                )?,
+            }
+            Decision::Accept
+        }
+        oath::OathVerdict::Replay => Decision::Reject(RejectReason::Replay),
+        oath::OathVerdict::Wrong => Decision::Reject(RejectReason::WrongCode),
+        oath::OathVerdict::Malformed => Decision::Reject(RejectReason::Malformed),
+    })
 }
 
 fn check_strings(

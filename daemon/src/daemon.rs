@@ -142,6 +142,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     ));
 
+    let maintenance_task = tokio::spawn(maintenance(app.clone(), shutdown_rx.clone()));
+
     tracing::info!(
         http = %bound.http,
         radius = %bound.radius,
@@ -160,6 +162,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = http_task.await;
         let _ = radius_task.await;
         let _ = admin_task.await;
+        let _ = maintenance_task.await;
     };
     if tokio::time::timeout(std::time::Duration::from_secs(10), drain)
         .await
@@ -170,4 +173,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&admin_path);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Housekeeping while the daemon runs: prunes audit rows older than
+/// `[audit] retention`, at start and then hourly.
+async fn maintenance(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every_hour.tick() => {}
+            _ = crate::system::shutdown_requested(&mut shutdown) => return,
+        }
+        let app = app.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            let before = crate::unix_now() - app.config.audit.retention.as_secs() as i64;
+            app.store.with(|c| crate::store::audit::prune(c, before))
+        })
+        .await;
+        match pruned {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(rows = n, "pruned audit rows past [audit] retention"),
+            Ok(Err(e)) => tracing::warn!("audit pruning failed: {e}"),
+            Err(e) => tracing::warn!("audit pruning task failed: {e}"),
+        }
+    }
 }

@@ -63,6 +63,8 @@ pub enum Purpose {
     Pin,
     /// A device's security-string seed.
     DeviceSeed,
+    /// A device's OATH (HOTP/TOTP) secret.
+    OathSecret,
     /// Mobile Provision Codes (keyed hash).
     ProvisionCode,
     /// Device tokens (keyed hash).
@@ -74,6 +76,7 @@ impl Purpose {
         match self {
             Purpose::Pin => b"pinwheel/seal/pin/v1",
             Purpose::DeviceSeed => b"pinwheel/seal/device-seed/v1",
+            Purpose::OathSecret => b"pinwheel/seal/oath-secret/v1",
             Purpose::ProvisionCode => b"pinwheel/hash/provision-code/v1",
             Purpose::DeviceToken => b"pinwheel/hash/device-token/v1",
         }

@@ -46,6 +46,60 @@ pub enum AdminRequest {
         /// Login name.
         name: String,
     },
+    /// Lock a user until an administrator unlocks them.
+    UserLock {
+        /// Login name.
+        name: String,
+    },
+    /// Unlock a user and clear their failure count.
+    UserUnlock {
+        /// Login name.
+        name: String,
+    },
+    /// Disable a user: every authentication is rejected.
+    UserDisable {
+        /// Login name.
+        name: String,
+    },
+    /// Enable a disabled user.
+    UserEnable {
+        /// Login name.
+        name: String,
+    },
+    /// Set a user's PIN; with none, a random one is generated and sent.
+    UserSetPin {
+        /// Login name.
+        name: String,
+        /// The new PIN.
+        pin: Option<String>,
+    },
+    /// Set what the user's next provisioning makes: `strings` or `oath`.
+    UserSetMode {
+        /// Login name.
+        name: String,
+        /// `strings` or `oath`.
+        mode: String,
+        /// OATH only: whether the user types PIN then code (`None` = global default).
+        require_pin: Option<bool>,
+    },
+    /// Resynchronise a user's HOTP token with two consecutive codes.
+    TokenResync {
+        /// Login name.
+        name: String,
+        /// The first code the token shows.
+        code1: String,
+        /// The next code.
+        code2: String,
+    },
+    /// Read the audit trail.
+    Audit {
+        /// Only this user.
+        user: Option<String>,
+        /// Only rows newer than this many seconds.
+        since_seconds: Option<u64>,
+        /// At most this many rows (newest), default 100.
+        limit: Option<u32>,
+    },
     /// Daemon status.
     Status,
 }
@@ -58,6 +112,14 @@ impl std::fmt::Debug for AdminRequest {
             AdminRequest::UserShow { .. } => "user-show",
             AdminRequest::UserDelete { .. } => "user-delete",
             AdminRequest::ProvisionSend { .. } => "provision-send",
+            AdminRequest::UserLock { .. } => "user-lock",
+            AdminRequest::UserUnlock { .. } => "user-unlock",
+            AdminRequest::UserDisable { .. } => "user-disable",
+            AdminRequest::UserEnable { .. } => "user-enable",
+            AdminRequest::UserSetPin { .. } => "user-set-pin",
+            AdminRequest::UserSetMode { .. } => "user-set-mode",
+            AdminRequest::TokenResync { .. } => "token-resync",
+            AdminRequest::Audit { .. } => "audit",
             AdminRequest::Status => "status",
         };
         f.write_str(name)
@@ -93,6 +155,18 @@ pub struct UserView {
     pub enabled: bool,
     /// Whether a PIN is set.
     pub has_pin: bool,
+    /// What the next provisioning makes: `strings` or `oath`.
+    #[serde(default)]
+    pub mode: String,
+    /// Per-user `require_pin` for OATH (`None` = global default).
+    #[serde(default)]
+    pub require_pin: Option<bool>,
+    /// Failed attempts in a row.
+    #[serde(default)]
+    pub failures: u32,
+    /// Locked until (Unix seconds; `i64::MAX` = until unlocked), when locked now.
+    #[serde(default)]
+    pub locked_until: Option<i64>,
     /// The provisioned device, if any.
     pub device: Option<DeviceView>,
     /// Creation time, Unix seconds.
@@ -106,6 +180,12 @@ pub struct DeviceView {
     pub id: String,
     /// Name the device gave.
     pub name: String,
+    /// `strings` or `oath`.
+    #[serde(default)]
+    pub mode: String,
+    /// OATH: `totp` or `hotp`.
+    #[serde(default)]
+    pub oath_kind: Option<String>,
     /// Current batch number.
     pub batch: u32,
     /// Strings left unspent in the batch.

@@ -11,11 +11,12 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::{AdminRequest, AdminResponse, DeviceView, UserView};
+use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
 use crate::otc::{Pin, BATCH_SIZE};
 use crate::provision;
 use crate::secrets::Purpose;
-use crate::store::{devices, users, StoreError};
+use crate::store::{audit as audit_store, devices, users, StoreError};
 use crate::transport::{Message, MessageKind};
 
 /// Most admin connections open at once.
@@ -161,18 +162,61 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
         } => user_add(app, &name, email, phone, pin),
         AdminRequest::UserList => user_list(app),
         AdminRequest::UserShow { name } => user_show(app, &name),
-        AdminRequest::UserDelete { name } => app
-            .store
-            .transaction(|tx| users::delete(tx, &name))
-            .map(|()| {
-                tracing::info!(user = ?name, "user deleted");
-                serde_json::json!({"deleted": name})
-            })
+        AdminRequest::UserDelete { name } => {
+            change(app, "user-delete", &name, |tx| users::delete(tx, &name))
+                .map(|()| serde_json::json!({"deleted": name}))
+        }
+        AdminRequest::ProvisionSend { name } => provision::send_code(app, &name, &Source::Admin)
+            .map(|()| serde_json::json!({"sent": name, "transport": app.transport.name()}))
             .map_err(|e| e.to_string()),
-        AdminRequest::ProvisionSend { name } => {
-            provision::send_code(app, &name, &crate::audit::Source::Admin)
-                .map(|()| serde_json::json!({"sent": name, "transport": app.transport.name()}))
+        AdminRequest::UserLock { name } => change(app, "lock", &name, |tx| {
+            users::set_lock(tx, &name, Some(users::LOCKED_UNTIL_UNLOCKED))
+        })
+        .map(|()| serde_json::json!({"locked": name})),
+        AdminRequest::UserUnlock { name } => {
+            change(app, "unlock", &name, |tx| users::set_lock(tx, &name, None))
+                .map(|()| serde_json::json!({"unlocked": name}))
+        }
+        AdminRequest::UserDisable { name } => change(app, "disable", &name, |tx| {
+            users::set_enabled(tx, &name, false)
+        })
+        .map(|()| serde_json::json!({"disabled": name})),
+        AdminRequest::UserEnable { name } => change(app, "enable", &name, |tx| {
+            users::set_enabled(tx, &name, true)
+        })
+        .map(|()| serde_json::json!({"enabled": name})),
+        AdminRequest::UserSetPin { name, pin } => user_set_pin(app, &name, pin),
+        AdminRequest::UserSetMode {
+            name,
+            mode,
+            require_pin,
+        } => {
+            if mode != "strings" && mode != "oath" {
+                Err(format!("unknown mode {mode:?}: use strings or oath"))
+            } else {
+                change(app, "set-mode", &name, |tx| {
+                    users::set_mode(tx, &name, &mode)?;
+                    users::set_require_pin(tx, &name, require_pin)
+                })
+                .map(|()| serde_json::json!({"user": name, "mode": mode}))
+            }
+        }
+        AdminRequest::TokenResync { name, code1, code2 } => {
+            token_resync(app, &name, &code1, &code2)
+        }
+        AdminRequest::Audit {
+            user,
+            since_seconds,
+            limit,
+        } => {
+            let since = since_seconds
+                .map(|s| crate::unix_now().saturating_sub(i64::try_from(s).unwrap_or(i64::MAX)))
+                .unwrap_or(0);
+            let limit = limit.unwrap_or(100).clamp(1, 100_000);
+            app.store
+                .with(|c| audit_store::query(c, user.as_deref(), since, limit))
                 .map_err(|e| e.to_string())
+                .and_then(|rows| serde_json::to_value(rows).map_err(|e| e.to_string()))
         }
         AdminRequest::Status => status(app),
     };
@@ -180,6 +224,93 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
         Ok(value) => success(value),
         Err(e) => failure(e),
     }
+}
+
+/// Runs an admin change on user `name` and its audit row in one transaction,
+/// then emits the row. Store errors become the admin's error message.
+fn change(
+    app: &App,
+    event: &str,
+    name: &str,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<(), String> {
+    let row = audit::row(
+        crate::unix_now(),
+        event,
+        Some(name),
+        &Source::Admin,
+        Outcome::Ok,
+        None,
+    );
+    app.store
+        .transaction(|tx| {
+            f(tx)?;
+            audit_store::insert(tx, &row)
+        })
+        .map_err(|e| e.to_string())?;
+    app.audit.emit(&[row]);
+    Ok(())
+}
+
+fn user_set_pin(app: &App, name: &str, pin: Option<String>) -> Result<serde_json::Value, String> {
+    let (pin, generated) = parse_or_generate_pin(app, pin)?;
+    let sealed = app.key.seal(Purpose::Pin, name, pin.as_str().as_bytes());
+    let user = app
+        .store
+        .with(|c| users::by_name(c, name))?
+        .ok_or_else(|| format!("user {name} not found"))?;
+    change(app, "set-pin", name, |tx| {
+        users::set_pin(tx, name, &sealed)?;
+        Ok(())
+    })?;
+    if generated {
+        let recipient = user
+            .email
+            .clone()
+            .or(user.phone.clone())
+            .unwrap_or_default();
+        send_pin(app, name, &recipient, &pin).map_err(|e| {
+            format!(
+                "PIN of {name} changed, but the new PIN could not be sent: {e}; set one with --pin"
+            )
+        })?;
+    }
+    Ok(serde_json::json!({
+        "user": name,
+        "pin": if generated { "generated and sent" } else { "set" },
+    }))
+}
+
+fn token_resync(
+    app: &App,
+    name: &str,
+    code1: &str,
+    code2: &str,
+) -> Result<serde_json::Value, String> {
+    let result = app.store.transaction(|tx| {
+        let user = users::by_name(tx, name)?.ok_or_else(|| StoreError::NotFound(format!("user {name}")))?;
+        let device = devices::by_user(tx, user.id)?
+            .filter(|d| d.mode == "oath")
+            .ok_or_else(|| StoreError::NotFound(format!("OATH token of user {name}")))?;
+        let (Some(state), Some((params, secret))) = (device.oath.clone(), crate::auth::open_oath(app, &user, &device)) else {
+            return Err(StoreError::Corrupt(format!("OATH token of user {name}")));
+        };
+        if params.kind != crate::otc::oath::OathKind::Hotp {
+            return Ok(Err("the token is TOTP (time-based): it needs no resync; check the device clock".to_string()));
+        }
+        match crate::otc::oath::resync_hotp(&secret, &params, code1, code2, state.counter, 1000) {
+            Some(next) => {
+                devices::set_oath_progress(tx, &device.id, next, state.last_step)?;
+                let row = audit::row(crate::unix_now(), "token-resync", Some(name), &Source::Admin, Outcome::Ok, None);
+                audit_store::insert(tx, &row)?;
+                Ok(Ok((next, row)))
+            }
+            None => Ok(Err("the two codes are not consecutive codes of this token within the next 1000; nothing changed".to_string())),
+        }
+    }).map_err(|e| e.to_string())?;
+    let (next, row) = result?;
+    app.audit.emit(&[row]);
+    Ok(serde_json::json!({"user": name, "next_counter": next}))
 }
 
 fn valid_name(name: &str) -> Result<(), String> {
@@ -190,6 +321,42 @@ fn valid_name(name: &str) -> Result<(), String> {
         return Err("user name must not contain spaces or control characters".into());
     }
     Ok(())
+}
+
+/// Parses the admin's PIN, or generates one (`true` = generated).
+fn parse_or_generate_pin(app: &App, pin: Option<String>) -> Result<(Pin, bool), String> {
+    let cfg = &app.config.pin;
+    match pin {
+        Some(p) => Pin::parse(&p, cfg.min_length, cfg.max_length)
+            .map(|p| (p, false))
+            .map_err(|_| {
+                format!(
+                    "bad PIN: must be {} to {} digits",
+                    cfg.min_length, cfg.max_length
+                )
+            }),
+        None => Ok((Pin::random(cfg.length), true)),
+    }
+}
+
+/// Sends a generated PIN over the user's transport.
+fn send_pin(
+    app: &App,
+    name: &str,
+    recipient: &str,
+    pin: &Pin,
+) -> Result<(), crate::transport::TransportError> {
+    let message = Message {
+        kind: MessageKind::Pin,
+        username: name.to_string(),
+        recipient: recipient.to_string(),
+        subject: "Your Pinwheel PIN".to_string(),
+        body: format!(
+            "Your Pinwheel PIN is: {}\nKeep it secret. You combine it with the security strings on your phone to log in.\n",
+            pin.as_str()
+        ),
+    };
+    app.transport.send(&message)
 }
 
 fn user_add(
@@ -228,48 +395,43 @@ fn user_add(
             "a user needs --email or --phone: codes are sent only to the user's own address".into(),
         );
     }
-    let cfg = &app.config.pin;
-    let (pin, generated) = match pin {
-        Some(p) => (
-            Pin::parse(&p, cfg.min_length, cfg.max_length).map_err(|_| {
-                format!(
-                    "bad PIN: must be {} to {} digits",
-                    cfg.min_length, cfg.max_length
-                )
-            })?,
-            false,
-        ),
-        None => (Pin::random(cfg.length), true),
-    };
+    let (pin, generated) = parse_or_generate_pin(app, pin)?;
     let sealed = app.key.seal(Purpose::Pin, name, pin.as_str().as_bytes());
     let now = crate::unix_now();
     let recipient = email.clone().or_else(|| phone.clone()).unwrap_or_default();
     // Insert and (for a generated PIN) send in one transaction: if the PIN
     // cannot be sent the user is not created, so no one holds a PIN nobody knows.
-    app.store
-        .transaction(|tx| {
-            users::insert(tx, name, email.as_deref(), phone.as_deref(), &sealed, now)
-                .map_err(|e| match e {
-                    StoreError::Duplicate(_) => format!("user {name} already exists"),
-                    other => other.to_string(),
-                })?;
-            if generated {
-                let message = Message {
-                    kind: MessageKind::Pin,
-                    username: name.to_string(),
-                    recipient: recipient.clone(),
-                    subject: "Your Pinwheel PIN".to_string(),
-                    body: format!(
-                        "Your Pinwheel PIN is: {}\nKeep it secret. You combine it with the security strings on your phone to log in.\n",
-                        pin.as_str()
-                    ),
-                };
-                app.transport.send(&message).map_err(|e| {
-                    format!("user {name} not added: the generated PIN could not be sent: {e}")
-                })?;
+    app.store.transaction(|tx| {
+        users::insert(tx, name, email.as_deref(), phone.as_deref(), &sealed, now).map_err(|e| {
+            match e {
+                StoreError::Duplicate(_) => format!("user {name} already exists"),
+                other => other.to_string(),
             }
-            Ok::<_, String>(())
         })?;
+        if generated {
+            send_pin(app, name, &recipient, &pin).map_err(|e| {
+                format!("user {name} not added: the generated PIN could not be sent: {e}")
+            })?;
+        }
+        let row = audit::row(
+            now,
+            "user-add",
+            Some(name),
+            &Source::Admin,
+            Outcome::Ok,
+            None,
+        );
+        audit_store::insert(tx, &row)?;
+        Ok::<_, String>(())
+    })?;
+    app.audit.emit(&[audit::row(
+        now,
+        "user-add",
+        Some(name),
+        &Source::Admin,
+        Outcome::Ok,
+        None,
+    )]);
     tracing::info!(user = ?name, pin_generated = generated, "user added");
     Ok(serde_json::json!({
         "added": name,
@@ -290,7 +452,11 @@ fn view(
     user: users::UserRow,
 ) -> Result<UserView, StoreError> {
     let _ = app;
+    let now = crate::unix_now();
+    let locked_until = user.locked_until.filter(|_| user.is_locked(now));
     let device = devices::by_user(conn, user.id)?.map(|d| DeviceView {
+        oath_kind: d.oath.as_ref().map(|o| o.kind.clone()),
+        mode: d.mode.clone(),
         id: d.id,
         name: d.name,
         batch: d.batch,
@@ -304,6 +470,10 @@ fn view(
         phone: user.phone,
         enabled: user.enabled,
         has_pin: user.pin_sealed.is_some(),
+        mode: user.mode,
+        require_pin: user.require_pin,
+        failures: user.failures,
+        locked_until,
         device,
         created_at: user.created_at,
     })

@@ -36,8 +36,36 @@ enum Command {
     /// Mobile Provision Codes.
     #[command(subcommand)]
     Provision(ProvisionCommand),
+    /// OATH tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Show the audit trail (oldest first).
+    Audit {
+        /// Only this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only records newer than this, e.g. 15m, 2h, 7days.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// At most this many records (the newest).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Show the daemon's status.
     Status,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Resynchronise a user's HOTP token: type two consecutive codes it shows.
+    Resync {
+        /// Login name.
+        name: String,
+        /// A code the token shows.
+        code1: String,
+        /// The next code it shows.
+        code2: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +98,45 @@ enum UserCommand {
         /// Login name.
         name: String,
     },
+    /// Lock a user until unlocked.
+    Lock {
+        /// Login name.
+        name: String,
+    },
+    /// Unlock a user and clear their failure count.
+    Unlock {
+        /// Login name.
+        name: String,
+    },
+    /// Disable a user: every login is rejected.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// Set a user's PIN. Without --pin a random one is generated and sent to the user.
+    SetPin {
+        /// Login name.
+        name: String,
+        /// The new PIN, or `-` to read it from standard input.
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Choose what the user's next provisioning makes: security strings or an OATH token.
+    SetMode {
+        /// Login name.
+        name: String,
+        /// `strings` or `oath`.
+        #[arg(value_parser = ["strings", "oath"])]
+        mode: String,
+        /// OATH: the user types PIN then code (`--require-pin true|false`; default: [oath] require_pin).
+        #[arg(long)]
+        require_pin: Option<bool>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +164,17 @@ fn read_stdin_line() -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// A `--pin` value: `-` reads it from standard input.
+fn read_pin_argument(pin: Option<&str>) -> Result<Option<String>, ExitCode> {
+    match pin {
+        Some("-") => read_stdin_line().map(Some).map_err(|e| {
+            eprintln!("pinwheelctl: cannot read the PIN from standard input: {e}");
+            ExitCode::from(2)
+        }),
+        other => Ok(other.map(str::to_string)),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let socket = match socket_path(&args) {
@@ -116,16 +194,46 @@ fn main() -> ExitCode {
             name: name.clone(),
             email: email.clone(),
             phone: phone.clone(),
-            pin: match pin.as_deref() {
-                Some("-") => match read_stdin_line() {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        eprintln!("pinwheelctl: cannot read the PIN from standard input: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                other => other.map(str::to_string),
+            pin: match read_pin_argument(pin.as_deref()) {
+                Ok(p) => p,
+                Err(code) => return code,
             },
+        },
+        Command::User(UserCommand::Lock { name }) => AdminRequest::UserLock { name: name.clone() },
+        Command::User(UserCommand::Unlock { name }) => {
+            AdminRequest::UserUnlock { name: name.clone() }
+        }
+        Command::User(UserCommand::Disable { name }) => {
+            AdminRequest::UserDisable { name: name.clone() }
+        }
+        Command::User(UserCommand::Enable { name }) => {
+            AdminRequest::UserEnable { name: name.clone() }
+        }
+        Command::User(UserCommand::SetPin { name, pin }) => AdminRequest::UserSetPin {
+            name: name.clone(),
+            pin: match read_pin_argument(pin.as_deref()) {
+                Ok(p) => p,
+                Err(code) => return code,
+            },
+        },
+        Command::User(UserCommand::SetMode {
+            name,
+            mode,
+            require_pin,
+        }) => AdminRequest::UserSetMode {
+            name: name.clone(),
+            mode: mode.clone(),
+            require_pin: *require_pin,
+        },
+        Command::Token(TokenCommand::Resync { name, code1, code2 }) => AdminRequest::TokenResync {
+            name: name.clone(),
+            code1: code1.clone(),
+            code2: code2.clone(),
+        },
+        Command::Audit { user, since, limit } => AdminRequest::Audit {
+            user: user.clone(),
+            since_seconds: since.map(|d| d.as_secs()),
+            limit: Some(*limit),
         },
         Command::User(UserCommand::List) => AdminRequest::UserList,
         Command::User(UserCommand::Show { name }) => AdminRequest::UserShow { name: name.clone() },
@@ -173,7 +281,30 @@ fn print_user(u: &UserView) {
     println!("phone:     {}", u.phone.as_deref().unwrap_or("-"));
     println!("enabled:   {}", if u.enabled { "yes" } else { "no" });
     println!("pin:       {}", if u.has_pin { "set" } else { "not set" });
+    println!("mode:      {}", u.mode);
+    if let Some(r) = u.require_pin {
+        println!("require_pin: {r}");
+    }
+    match u.locked_until {
+        Some(i64::MAX) => println!(
+            "locked:    until unlocked (pinwheelctl user unlock {})",
+            u.name
+        ),
+        Some(t) => println!(
+            "locked:    until {}",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64)
+            )
+        ),
+        None => println!("locked:    no ({} failure(s) in a row)", u.failures),
+    }
     match &u.device {
+        Some(d) if d.mode == "oath" => println!(
+            "device:    {} ({}), OATH {}",
+            d.id,
+            d.name,
+            d.oath_kind.as_deref().unwrap_or("token")
+        ),
         Some(d) => println!(
             "device:    {} ({}), batch {}, {} strings left",
             d.id, d.name, d.batch, d.strings_left
@@ -229,6 +360,47 @@ fn print_result(command: &Command, result: &serde_json::Value) {
             }
         }
         Command::User(UserCommand::Delete { name }) => println!("user {name} deleted"),
+        Command::User(UserCommand::Lock { name }) => println!("user {name} locked until unlocked"),
+        Command::User(UserCommand::Unlock { name }) => println!("user {name} unlocked"),
+        Command::User(UserCommand::Disable { name }) => println!("user {name} disabled"),
+        Command::User(UserCommand::Enable { name }) => println!("user {name} enabled"),
+        Command::User(UserCommand::SetPin { name, .. }) => {
+            if field("pin") == "generated and sent" {
+                println!("PIN of {name} changed; the generated PIN was sent to the user");
+            } else {
+                println!("PIN of {name} changed");
+            }
+        }
+        Command::User(UserCommand::SetMode { name, mode, .. }) => println!(
+            "user {name} set to {mode} mode; it takes effect when the user next provisions \
+             (send a code: pinwheelctl provision send {name})"
+        ),
+        Command::Token(TokenCommand::Resync { name, .. }) => {
+            println!("HOTP token of {name} resynchronised")
+        }
+        Command::Audit { .. } => {
+            let rows: Vec<pinwheel::audit::AuditRow> =
+                serde_json::from_value(result.clone()).unwrap_or_default();
+            println!(
+                "{:<20} {:<15} {:<16} {:<30} {:<6} REASON",
+                "TIME (UTC)", "EVENT", "USER", "SOURCE", "RESULT"
+            );
+            for r in &rows {
+                let time =
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.at.max(0) as u64);
+                let time = humantime::format_rfc3339_seconds(time).to_string();
+                println!(
+                    "{:<20} {:<15} {:<16} {:<30} {:<6} {}",
+                    time.trim_end_matches('Z').replace('T', " "),
+                    r.event,
+                    r.username.as_deref().unwrap_or("-"),
+                    r.source,
+                    r.result,
+                    r.reason.as_deref().unwrap_or("-")
+                );
+            }
+            println!("{} record(s)", rows.len());
+        }
         Command::Provision(ProvisionCommand::Send { name }) => {
             println!(
                 "Mobile Provision Code sent to {name} over transport {}",

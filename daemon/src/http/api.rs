@@ -39,15 +39,20 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/provision", post(redeem))
         .route("/strings", post(strings))
         .route("/server-settings", get(server_settings))
+        .route("/auth", post(super::agent::authenticate))
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+/// A JSON error answer `{error, message}`.
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"error": code, "message": message}))).into_response()
 }
 
 /// Parses a JSON body. The error says where and what kind of problem, never
 /// the offending value (it may be a code someone mistyped into another field).
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, expected: &str) -> Result<T, Response> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    expected: &str,
+) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
         let kind = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
@@ -165,18 +170,28 @@ async fn redeem(
     })
     .await;
     match outcome {
-        Ok(Ok(p)) => {
-            let strings: Vec<&str> = p.strings.iter().map(|s| s.as_str()).collect();
-            Json(json!({
+        Ok(Ok(p)) => match &p.otpauth_uri {
+            Some(uri) => Json(json!({
                 "device_id": p.device_id,
                 "device_token": p.device_token,
-                "mode": "strings",
-                "batch": p.batch,
-                "strings": strings,
+                "mode": "oath",
+                "otpauth_uri": uri.as_str(),
                 "server": server,
             }))
-            .into_response()
-        }
+            .into_response(),
+            None => {
+                let strings: Vec<&str> = p.strings.iter().map(|s| s.as_str()).collect();
+                Json(json!({
+                    "device_id": p.device_id,
+                    "device_token": p.device_token,
+                    "mode": "strings",
+                    "batch": p.batch,
+                    "strings": strings,
+                    "server": server,
+                }))
+                .into_response()
+            }
+        },
         Ok(Err(ProvisionError::Failure)) => error(
             StatusCode::FORBIDDEN,
             "PROVISION_FAILURE",
@@ -194,7 +209,8 @@ async fn redeem(
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The token of an `Authorization: Bearer TOKEN` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -222,6 +238,11 @@ async fn strings(
             let strings: Vec<&str> = strings.iter().map(|s| s.as_str()).collect();
             Json(json!({"batch": batch, "strings": strings})).into_response()
         }
+        Ok(Err(ProvisionError::NotStringsMode)) => error(
+            StatusCode::CONFLICT,
+            "NOT_STRINGS_MODE",
+            "this device is in OATH mode: it has no security strings",
+        ),
         Ok(Err(ProvisionError::BadToken)) => error(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",

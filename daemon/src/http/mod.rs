@@ -11,6 +11,7 @@
 //! token in a URL, a log line or an error message; blocking store and
 //! transport work runs on the blocking pool.
 
+pub mod agent;
 pub mod api;
 
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use rand::Rng as _;
 
 use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
-use crate::otc::{self, Alphabet, DeviceSeed, SecurityString};
+use crate::otc::{self, oath, Alphabet, DeviceSeed, SecurityString};
 use crate::secrets::{self, Purpose};
 use crate::store::{audit as audit_store, devices, provision_codes, users, StoreError};
 use crate::transport::{Message, MessageKind, TransportError};
@@ -54,6 +54,9 @@ pub enum ProvisionError {
     /// The device token is unknown or revoked.
     #[error("device token not recognised (the device may have been replaced)")]
     BadToken,
+    /// The device is an OATH token: it has no security strings.
+    #[error("this device is in OATH mode: it has no security strings")]
+    NotStringsMode,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -68,10 +71,14 @@ pub struct Provisioned {
     pub device_id: String,
     /// The device's bearer token (shown once, stored only as a keyed hash).
     pub device_token: String,
-    /// Batch number of `strings`.
+    /// `strings` or `oath`.
+    pub mode: &'static str,
+    /// Batch number of `strings` (0 in OATH mode).
     pub batch: u32,
-    /// 99 security strings; element i is index i+1.
+    /// 99 security strings, element i is index i+1 (empty in OATH mode).
     pub strings: Vec<SecurityString>,
+    /// OATH mode: the `otpauth://` key URI for an authenticator app (holds the secret).
+    pub otpauth_uri: Option<zeroize::Zeroizing<String>>,
 }
 
 /// Generates a code of `length` uniformly random digits.
@@ -242,85 +249,38 @@ pub fn redeem(
     let offered = app
         .key
         .keyed_hash(Purpose::ProvisionCode, code.trim().as_bytes());
-    let alphabet = Alphabet::parse(&app.config.strings.alphabet).unwrap_or(Alphabet::Digits);
     let device_name: String = device_name
         .chars()
         .filter(|c| !c.is_control())
         .take(64)
         .collect();
-    let outcome = app.store.transaction(|tx| {
-        // The reason goes to the log for administrators; the caller only
-        // ever sees "Provision Failure".
-        let Some(user) = users::by_name(tx, username)? else {
-            return Ok(Err("unknown_user"));
+    let (outcome, row) = app.store.transaction(|tx| {
+        let outcome = redeem_in(app, tx, username, &offered, &device_name, now)?;
+        let row = match &outcome {
+            Ok(_) => audit::row(
+                now,
+                "provision",
+                Some(username),
+                source,
+                Outcome::Pass,
+                None,
+            ),
+            Err(reason) => audit::row(
+                now,
+                "provision",
+                Some(username),
+                source,
+                Outcome::Fail,
+                Some(reason),
+            ),
         };
-        // Taking the row spends the code, right or wrong; the commit below
-        // keeps that even when this attempt fails.
-        let Some(stored) = provision_codes::take(tx, user.id)? else {
-            return Ok(Err("no_code_outstanding"));
-        };
-        if !otc::ct_eq(&stored.code_hash, &offered) {
-            return Ok(Err("wrong_code"));
-        }
-        if now > stored.expires_at {
-            return Ok(Err("expired_code"));
-        }
-        if !user.enabled {
-            return Ok(Err("disabled"));
-        }
-        let seed = DeviceSeed::random();
-        let token_bytes = zeroize::Zeroizing::new(secrets::random_bytes(32));
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes.as_slice());
-        let device = devices::DeviceRow {
-            id: hex::encode(secrets::random_bytes(16)),
-            user_id: user.id,
-            name: if device_name.is_empty() {
-                "mobile".to_string()
-            } else {
-                device_name.clone()
-            },
-            seed_sealed: app
-                .key
-                .seal(Purpose::DeviceSeed, &user.name, seed.as_bytes()),
-            alphabet: alphabet.as_str().to_string(),
-            batch: 1,
-            used: otc::UsedSet::default(),
-            created_at: now,
-            mode: "strings".to_string(),
-            oath: None,
-        };
-        let token_hash = app.key.keyed_hash(Purpose::DeviceToken, token.as_bytes());
-        devices::replace(tx, &device, &token_hash)?;
-        Ok::<_, StoreError>(Ok(Provisioned {
-            device_id: device.id,
-            device_token: token,
-            batch: 1,
-            strings: otc::derive_batch(&seed, 1, alphabet),
-        }))
+        audit_store::insert(tx, &row)?;
+        Ok::<_, StoreError>((outcome, row))
     })?;
-    let row = match &outcome {
-        Ok(_) => audit::row(
-            now,
-            "provision",
-            Some(username),
-            source,
-            Outcome::Pass,
-            None,
-        ),
-        Err(reason) => audit::row(
-            now,
-            "provision",
-            Some(username),
-            source,
-            Outcome::Fail,
-            Some(reason),
-        ),
-    };
-    app.store.with(|c| audit_store::insert(c, &row))?;
     app.audit.emit(&[row]);
     match outcome {
         Ok(p) => {
-            tracing::info!(user = ?username, device = %p.device_id, "device provisioned");
+            tracing::info!(user = ?username, device = %p.device_id, mode = p.mode, "device provisioned");
             Ok(p)
         }
         Err(reason) => {
@@ -328,6 +288,113 @@ pub fn redeem(
             Err(ProvisionError::Failure)
         }
     }
+}
+
+/// The redeem decision inside the caller's transaction. `Err` carries the
+/// reason code for administrators.
+fn redeem_in(
+    app: &App,
+    tx: &rusqlite::Connection,
+    username: &str,
+    offered: &[u8],
+    device_name: &str,
+    now: i64,
+) -> Result<Result<Provisioned, &'static str>, StoreError> {
+    let Some(user) = users::by_name(tx, username)? else {
+        return Ok(Err("unknown_user"));
+    };
+    // Taking the row spends the code, right or wrong; the caller commits
+    // that even when this attempt fails.
+    let Some(stored) = provision_codes::take(tx, user.id)? else {
+        return Ok(Err("no_code_outstanding"));
+    };
+    if !otc::ct_eq(&stored.code_hash, offered) {
+        return Ok(Err("wrong_code"));
+    }
+    if now > stored.expires_at {
+        return Ok(Err("expired_code"));
+    }
+    if !user.enabled {
+        return Ok(Err("disabled"));
+    }
+    let token_bytes = zeroize::Zeroizing::new(secrets::random_bytes(32));
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes.as_slice());
+    let mut device = devices::DeviceRow {
+        id: hex::encode(secrets::random_bytes(16)),
+        user_id: user.id,
+        name: if device_name.is_empty() {
+            "mobile".to_string()
+        } else {
+            device_name.to_string()
+        },
+        seed_sealed: Vec::new(),
+        alphabet: String::new(),
+        batch: 0,
+        used: otc::UsedSet::default(),
+        created_at: now,
+        mode: user.mode.clone(),
+        oath: None,
+    };
+    let provisioned = if user.mode == "oath" {
+        let cfg = &app.config.oath;
+        let algorithm = oath::Algorithm::parse(&cfg.algorithm).unwrap_or_default();
+        let kind = if cfg.kind == "hotp" {
+            oath::OathKind::Hotp
+        } else {
+            oath::OathKind::Totp { period: cfg.period }
+        };
+        let secret = oath::OathSecret::random(oath::OathSecret::default_len(algorithm));
+        device.seed_sealed = app
+            .key
+            .seal(Purpose::OathSecret, &user.name, secret.as_bytes());
+        device.oath = Some(devices::OathState {
+            kind: cfg.kind.clone(),
+            algorithm: algorithm.as_str().to_string(),
+            digits: cfg.digits,
+            period: cfg.period,
+            counter: 0,
+            last_step: None,
+        });
+        let uri = oath::KeyUri {
+            issuer: cfg.issuer.clone(),
+            account: user.name.clone(),
+            secret,
+            params: oath::OathParams {
+                kind,
+                algorithm,
+                digits: cfg.digits,
+            },
+            counter: 0,
+        };
+        Provisioned {
+            device_id: device.id.clone(),
+            device_token: token.clone(),
+            mode: "oath",
+            batch: 0,
+            strings: Vec::new(),
+            otpauth_uri: Some(zeroize::Zeroizing::new(uri.to_uri())),
+        }
+    } else {
+        let alphabet = Alphabet::parse(&app.config.strings.alphabet).unwrap_or(Alphabet::Digits);
+        let seed = DeviceSeed::random();
+        device.seed_sealed = app
+            .key
+            .seal(Purpose::DeviceSeed, &user.name, seed.as_bytes());
+        device.alphabet = alphabet.as_str().to_string();
+        device.batch = 1;
+        device.mode = "strings".to_string();
+        Provisioned {
+            device_id: device.id.clone(),
+            device_token: token.clone(),
+            mode: "strings",
+            batch: 1,
+            strings: otc::derive_batch(&seed, 1, alphabet),
+            otpauth_uri: None,
+        }
+    };
+    let token_hash = app.key.keyed_hash(Purpose::DeviceToken, token.as_bytes());
+    devices::replace(tx, &device, &token_hash)?;
+    Ok(Ok(provisioned))
 }
 
 /// Moves the device holding `token` to its next batch (every string of the
@@ -345,6 +412,9 @@ pub fn next_batch(
     let token_hash = app.key.keyed_hash(Purpose::DeviceToken, token.as_bytes());
     app.store.transaction(|tx| {
         let device = devices::by_token_hash(tx, &token_hash)?.ok_or(ProvisionError::BadToken)?;
+        if device.mode != "strings" {
+            return Err(ProvisionError::NotStringsMode);
+        }
         let user: String = tx
             .query_row(
                 "SELECT name FROM users WHERE id = ?1",
