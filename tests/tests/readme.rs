@@ -1,18 +1,18 @@
-//! The README's walkthrough, run as written: its shell blocks are taken from
-//! README.md, pointed at a private daemon (the README's fixed ports, paths
-//! and release binaries replaced by this test's own), and run with bash. The
-//! walkthrough must end with Access-Accept, then Access-Reject for the same
-//! code, as the README promises.
+//! The README's walkthroughs (security strings, then OATH), run as written:
+//! their shell blocks are taken from README.md, pointed at a private daemon
+//! (the README's fixed ports, paths and release binaries replaced by this
+//! test's own), and run with bash. Each must end with Access-Accept, then
+//! Access-Reject for the same code, as the README promises.
 
 use std::process::Command;
 
 use pinwheel_tests::{bin_dir, radclient, Daemon};
 
-/// The fenced ```sh blocks of the README's "Walkthrough" section, in order.
-fn walkthrough_blocks(readme: &str) -> Vec<String> {
+/// The fenced ```sh blocks of the README section titled `title`, in order.
+fn walkthrough_blocks(readme: &str, title: &str) -> Vec<String> {
     let start = readme
-        .find("## Walkthrough")
-        .expect("README has a Walkthrough section");
+        .find(title)
+        .unwrap_or_else(|| panic!("README has a {title:?} section"));
     let section = &readme[start..];
     let end = section[3..]
         .find("\n## ")
@@ -30,13 +30,12 @@ fn walkthrough_blocks(readme: &str) -> Vec<String> {
     blocks
 }
 
-#[test]
-fn readme_walkthrough_runs_as_written() {
-    let d = Daemon::start_default();
+/// Runs the README section `title` against `d`; returns stdout and a report.
+fn run_section(d: &Daemon, title: &str) -> (String, String) {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("read README.md");
-    let blocks = walkthrough_blocks(&readme);
-    assert!(blocks.len() >= 5, "walkthrough blocks: {blocks:#?}");
+    let blocks = walkthrough_blocks(&readme, title);
+    assert!(blocks.len() >= 2, "{title} blocks: {blocks:#?}");
     let radclient_dir = radclient().parent().unwrap().to_path_buf();
     let script = blocks
         .join("\n")
@@ -63,6 +62,7 @@ fn readme_walkthrough_runs_as_written() {
     let out = Command::new("bash")
         .arg("-c")
         .arg(&script)
+        .current_dir(&home)
         .env("HOME", &home)
         .env_remove("XDG_STATE_HOME")
         .env_remove("PINWHEEL_MOBILE_STATE")
@@ -76,9 +76,16 @@ fn readme_walkthrough_runs_as_written() {
         )
         .output()
         .expect("run bash");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report = format!("script:\n{script}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    (stdout, report)
+}
+
+#[test]
+fn readme_walkthrough_runs_as_written() {
+    let d = Daemon::start_default();
+    let (stdout, report) = run_section(&d, "## Walkthrough");
     assert!(stdout.contains("user alice added"), "{report}");
     assert!(stdout.contains("Provisioning. Please wait..."), "{report}");
     assert!(stdout.contains("Device Provisioned"), "{report}");
@@ -95,4 +102,23 @@ fn readme_walkthrough_runs_as_written() {
         stdout.contains("Security strings updated (batch 2)"),
         "{report}"
     );
+}
+
+#[test]
+fn readme_oath_walkthrough_runs_as_written() {
+    let d = Daemon::start_default();
+    // Keep the code and its check inside one 30 s step.
+    let left = 30 - pinwheel::unix_now() % 30;
+    if left < 8 {
+        std::thread::sleep(std::time::Duration::from_secs(left as u64 + 1));
+    }
+    let (stdout, report) = run_section(&d, "## OATH walkthrough");
+    assert!(stdout.contains("Device Provisioned"), "{report}");
+    assert!(
+        stdout.contains("Authenticator key: otpauth://totp/Pinwheel:bob?secret="),
+        "{report}"
+    );
+    let accept = stdout.find("Received Access-Accept").expect(&report);
+    let reject = stdout.find("Received Access-Reject").expect(&report);
+    assert!(accept < reject, "Accept must come first:\n{report}");
 }

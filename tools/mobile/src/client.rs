@@ -2,7 +2,8 @@
 //! Pinwheel REST API (`POST /api/v1/provision`, `POST /api/v1/strings`) with a
 //! 10-second timeout and no redirects, and turning every answer into either a
 //! checked reply or an [`ApiError`] that says what went wrong without repeating a
-//! secret (provision code, device token or strings never appear in an error).
+//! secret (provision code, device token, strings or OATH key never appear in an
+//! error).
 
 use std::fmt;
 use std::io::Read;
@@ -133,7 +134,7 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// A successful provision.
+/// A successful provision. (No `Debug`: it holds secrets.)
 #[derive(Deserialize)]
 pub struct Provisioned {
     /// Identifier of the new device.
@@ -142,12 +143,16 @@ pub struct Provisioned {
     pub device_token: String,
     /// `strings` (security strings) or `oath`.
     pub mode: String,
-    /// Batch number of `strings`.
+    /// Batch number of `strings` (strings mode).
     #[serde(default)]
     pub batch: u64,
-    /// The 99 security strings, index 1 first.
+    /// The 99 security strings, index 1 first (strings mode).
     #[serde(default)]
     pub strings: Vec<String>,
+    /// The `otpauth://` key URI (OATH mode), checked by
+    /// [`crate::state::parse_key_uri`] and trimmed.
+    #[serde(default)]
+    pub otpauth_uri: Option<String>,
     // The reply's `server` (the server's own idea of its base URL) is not used: the
     // client keeps calling the address that just worked.
 }
@@ -202,15 +207,28 @@ impl Client {
         let url = self.url("/api/v1/provision");
         let body = json!({"username": username, "code": code, "device": {"name": device_name}});
         let request = self.agent.post(&url).set("Accept", "application/json");
-        let reply: Provisioned = call(&url, request.send_json(body))?;
+        let mut reply: Provisioned = call(&url, request.send_json(body))?;
         let bad = |reason: String| ApiError::BadReply {
             url: url.clone(),
             reason,
         };
         check_device_id(&reply.device_id).map_err(|e| bad(e.to_string()))?;
         check_device_token(&reply.device_token).map_err(|e| bad(e.to_string()))?;
-        if reply.mode == "strings" {
-            check_batch(reply.batch, &reply.strings).map_err(|e| bad(e.to_string()))?;
+        match reply.mode.as_str() {
+            "strings" => {
+                check_batch(reply.batch, &reply.strings).map_err(|e| bad(e.to_string()))?;
+            }
+            "oath" => {
+                let uri = reply
+                    .otpauth_uri
+                    .as_deref()
+                    .map(str::trim)
+                    .ok_or_else(|| bad("OATH mode without an otpauth_uri".into()))?;
+                crate::state::parse_key_uri(uri).map_err(|e| bad(format!("otpauth_uri: {e}")))?;
+                reply.otpauth_uri = Some(uri.to_string());
+            }
+            // The caller refuses other modes with its own message.
+            _ => {}
         }
         Ok(reply)
     }

@@ -1,10 +1,13 @@
-//! Pure one-time-code logic of `pinwheel-mobile`, with no I/O: choosing the string
-//! index to use (the next unused one, or one the user asked for) and building the
-//! code the user types, which is the OTC extracted from the security string with the
-//! PIN followed by the 2-digit index (`7469` and index 12 give `746912`).
+//! Pure one-time-code logic of `pinwheel-mobile`, with no I/O (the time is a
+//! parameter): in strings mode, choosing the string index to use (the next unused
+//! one, or one the user asked for) and building the code the user types, which is
+//! the OTC extracted from the security string with the PIN followed by the 2-digit
+//! index (`7469` and index 12 give `746912`); in OATH mode, the TOTP code of a time
+//! or the HOTP code of the key's counter, optionally after the PIN.
 
 use std::fmt;
 
+use pinwheel::otc::oath::{hotp, totp, KeyUri, OathKind};
 use pinwheel::otc::{extract, Pin, SecurityString, UsedSet, BATCH_SIZE};
 
 /// Why no index could be chosen.
@@ -62,6 +65,31 @@ pub fn code_for(string: &SecurityString, pin: &Pin, index: u8) -> String {
     format_code(&extract(string, pin), index)
 }
 
+/// The OATH code of `key`: TOTP at `unix_time` (seconds since the epoch), or HOTP
+/// of `key.counter` (the caller then stores `counter + 1`).
+pub fn oath_code(key: &KeyUri, unix_time: u64) -> String {
+    let secret = key.secret.as_bytes();
+    match key.params.kind {
+        OathKind::Totp { period } => totp(
+            secret,
+            unix_time,
+            period,
+            key.params.algorithm,
+            key.params.digits,
+        ),
+        OathKind::Hotp => hotp(secret, key.counter, key.params.algorithm, key.params.digits),
+    }
+}
+
+/// What the user types in OATH mode: the code alone, or the PIN followed by the
+/// code when a PIN is given (for a server that requires one).
+pub fn oath_typed(pin: Option<&Pin>, code: &str) -> String {
+    match pin {
+        Some(pin) => format!("{}{code}", pin.as_str()),
+        None => code.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +117,29 @@ mod tests {
         assert_eq!(code_for(&string, &pin, 12), "746912");
         let pin = Pin::parse("0901", 4, 10).unwrap();
         assert_eq!(code_for(&string, &pin, 3), "060703");
+    }
+
+    /// RFC 4226 Appendix D and RFC 6238 Appendix B: key "12345678901234567890".
+    #[test]
+    fn oath_codes_match_the_rfc_vectors() {
+        let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        let totp = KeyUri::parse(&format!("otpauth://totp/a?secret={secret}&digits=8")).unwrap();
+        assert_eq!(oath_code(&totp, 59), "94287082");
+        assert_eq!(oath_code(&totp, 1_111_111_109), "07081804");
+        let mut hotp =
+            KeyUri::parse(&format!("otpauth://hotp/a?secret={secret}&counter=0")).unwrap();
+        assert_eq!(oath_code(&hotp, 59), "755224");
+        hotp.counter = 1;
+        assert_eq!(oath_code(&hotp, 0), "287082");
+        hotp.counter = 9;
+        assert_eq!(oath_code(&hotp, 0), "520489");
+    }
+
+    #[test]
+    fn oath_typed_puts_the_pin_first() {
+        assert_eq!(oath_typed(None, "081804"), "081804");
+        let pin = Pin::parse("0123", 4, 10).unwrap();
+        assert_eq!(oath_typed(Some(&pin), "081804"), "0123081804");
     }
 
     #[test]

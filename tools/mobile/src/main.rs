@@ -3,9 +3,13 @@
 //! Code (`provision`), keeps the batch of 99 security strings it receives, shows the
 //! code to type at a login prompt (`otc`: OTC extracted with the PIN, followed by the
 //! 2-digit string index), fetches new batches (`strings refresh`) and reports its
-//! state (`status`, `strings show`). This file owns the command line, the messages
-//! the user sees (word for word those of the guide where it names one) and the exit
-//! statuses: 0 success, 1 failure, 2 bad input or missing settings.
+//! state (`status`, `strings show`). For a user in OATH mode the server sends an
+//! `otpauth://` key URI instead of strings: `provision` saves it and prints it once
+//! (to paste into any authenticator app), and `otc` shows the TOTP code of the
+//! current time or the HOTP code of the saved counter (then advanced), after the PIN
+//! if one is given. This file owns the command line, the messages the user sees
+//! (word for word those of the guide where it names one) and the exit statuses: 0
+//! success, 1 failure, 2 bad input or missing settings.
 
 mod client;
 mod codes;
@@ -18,10 +22,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use pinwheel::otc::oath::OathKind;
 use pinwheel::otc::{Pin, BATCH_SIZE};
 
 use client::{ApiError, Client};
-use state::{Device, State};
+use state::{Device, Mode, State};
 
 /// Guide wording: shown while the provision call is in flight.
 const PROVISIONING: &str = "Provisioning. Please wait...";
@@ -37,6 +42,18 @@ const NO_LONGER_PROVISIONED: &str = "Device no longer provisioned: provision aga
 /// Shown when a command needs a provisioned device and there is none.
 const NOT_PROVISIONED: &str =
     "Device not provisioned: run `pinwheel-mobile provision --server URL --user NAME --code CODE` first";
+/// Printed after [`PROVISIONED`] in OATH mode, before the key URI.
+const AUTHENTICATOR_KEY: &str = "Authenticator key: ";
+/// `strings refresh` / `strings show` on a device in OATH mode.
+const NO_STRINGS_IN_OATH_MODE: &str = "This device is in OATH mode: it has no security strings";
+/// The server answered `strings refresh` with 409 NOT_STRINGS_MODE.
+const SERVER_SAYS_OATH_MODE: &str =
+    "The server has this user in OATH mode now: provision again to get the authenticator key";
+/// `otc` in strings mode without `--pin`.
+const PIN_NOT_SET: &str = "PIN not set: give --pin PIN (or --pin - to read it from standard input)";
+/// `otc --index` on a device in OATH mode.
+const INDEX_IN_OATH_MODE: &str =
+    "This device is in OATH mode: --index applies to security strings only";
 
 /// Command-line Mobile Phone Client for Pinwheel.
 #[derive(Parser, Debug)]
@@ -58,13 +75,15 @@ pub struct Cli {
 pub enum Command {
     /// Provision this device with a Mobile Provision Code.
     Provision(ProvisionArgs),
-    /// Show the code to type: the one-time code followed by the 2-digit index.
+    /// Show the code to type: the one-time code followed by the 2-digit index
+    /// (strings mode), or the OATH code, after the PIN if one is given (OATH mode).
     Otc(OtcArgs),
     /// Manage the batch of security strings.
     #[command(subcommand)]
     Strings(StringsCommand),
-    /// Show server, user, device id, batch and strings left.
-    Status,
+    /// Show server, user, device id and mode, then batch and strings left (strings
+    /// mode) or the OATH parameters (OATH mode).
+    Status(StatusArgs),
     /// Set the options (server address, user name) used by `provision`.
     Options(OptionsArgs),
 }
@@ -90,11 +109,23 @@ pub struct ProvisionArgs {
 #[derive(Args, Debug)]
 pub struct OtcArgs {
     /// Your PIN (4 to 10 digits); `-` reads it from the first line of standard input.
+    /// Required in strings mode; in OATH mode it is printed before the code (for a
+    /// server that requires a PIN).
     #[arg(long, value_name = "PIN")]
-    pub pin: String,
-    /// Use this string index (1..=99, not yet used here) instead of the next unused one.
+    pub pin: Option<String>,
+    /// Use this string index (1..=99, not yet used here) instead of the next unused
+    /// one (strings mode only).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub index: Option<u8>,
+}
+
+/// Arguments of `status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Also print the authenticator key (`otpauth://` URI) of a device in OATH mode.
+    /// It is a secret: anyone who sees it can make your codes.
+    #[arg(long)]
+    pub show_key: bool,
 }
 
 /// Subcommands of `strings`.
@@ -195,7 +226,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, input: &mut dyn BufRead) -> Result<()>
         Command::Otc(args) => otc(&path, args, out, input),
         Command::Strings(StringsCommand::Refresh) => refresh(&path, out),
         Command::Strings(StringsCommand::Show) => show(&path, out),
-        Command::Status => status(&path, out),
+        Command::Status(args) => status(&path, args, out),
         Command::Options(args) => options(&path, args, out),
     }
 }
@@ -245,30 +276,39 @@ fn provision(path: &Path, args: ProvisionArgs, out: &mut dyn Write) -> Result<()
         }) if code == "PROVISION_FAILURE" => return Err(Failure::new(1, PROVISION_FAILURE).into()),
         Err(err) => return Err(anyhow::Error::new(err).context("provisioning failed")),
     };
-    if reply.mode != "strings" {
-        return Err(Failure::new(
-            1,
-            format!(
-                "The server provisioned this device in {:?} mode; pinwheel-mobile handles \
-                 security strings only (use an authenticator app for OATH codes)",
-                client::printable(&reply.mode)
-            ),
-        )
-        .into());
-    }
+    let device = match (reply.mode.as_str(), reply.otpauth_uri) {
+        ("strings", _) => Device {
+            device_id: reply.device_id,
+            device_token: reply.device_token,
+            batch: reply.batch,
+            strings: reply.strings,
+            used: Vec::new(),
+            otpauth_uri: None,
+        },
+        // The client has checked the URI already.
+        ("oath", Some(uri)) => Device::oath(reply.device_id, reply.device_token, uri),
+        (mode, _) => {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "The server provisioned this device in {:?} mode; pinwheel-mobile \
+                     handles \"strings\" and \"oath\" only",
+                    client::printable(mode)
+                ),
+            )
+            .into())
+        }
+    };
     state.server = Some(server);
     state.user = Some(user);
-    state.device = Some(Device {
-        device_id: reply.device_id,
-        device_token: reply.device_token,
-        batch: reply.batch,
-        strings: reply.strings,
-        used: Vec::new(),
-    });
+    state.device = Some(device);
     state
         .save(path)
         .context("the device was provisioned but its credential could not be saved")?;
     writeln!(out, "{PROVISIONED}")?;
+    if let Some(uri) = state.device.as_ref().and_then(|d| d.otpauth_uri.as_ref()) {
+        writeln!(out, "{AUTHENTICATOR_KEY}{uri}")?;
+    }
     Ok(())
 }
 
@@ -280,8 +320,9 @@ fn default_device_name() -> String {
         .unwrap_or_else(|| "pinwheel-mobile".to_string())
 }
 
-fn otc(path: &Path, args: OtcArgs, out: &mut dyn Write, input: &mut dyn BufRead) -> Result<()> {
-    let pin_text = if args.pin == "-" {
+/// Reads and checks the PIN of `--pin` (`-`: the first line of `input`).
+fn read_pin(arg: String, input: &mut dyn BufRead) -> Result<Pin> {
+    let pin_text = if arg == "-" {
         let mut line = String::new();
         input
             .take(1024)
@@ -289,24 +330,63 @@ fn otc(path: &Path, args: OtcArgs, out: &mut dyn Write, input: &mut dyn BufRead)
             .context("cannot read the PIN from standard input")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
-        args.pin
+        arg
     };
-    let pin = Pin::parse(&pin_text, 4, 10)
-        .map_err(|err| Failure::new(2, format!("Invalid PIN: {err}")))?;
-    drop(pin_text);
+    Pin::parse(&pin_text, 4, 10)
+        .map_err(|err| Failure::new(2, format!("Invalid PIN: {err}")).into())
+}
+
+fn otc(path: &Path, args: OtcArgs, out: &mut dyn Write, input: &mut dyn BufRead) -> Result<()> {
+    let pin = args.pin.map(|arg| read_pin(arg, input)).transpose()?;
     let mut state = State::load(path)?;
     let device = state
         .device
         .as_mut()
         .ok_or_else(|| Failure::new(1, NOT_PROVISIONED))?;
-    let index = codes::choose_index(&device.used_set(), args.index)
-        .map_err(|err| Failure::new(1, err.to_string()))?;
-    let code = codes::code_for(&device.string(index)?, &pin, index);
-    // Spend the index on disk before showing the code, so a code is never shown twice.
-    device.mark_used(index);
-    state.save(path)?;
-    writeln!(out, "{code}")?;
+    let typed = match device.mode()? {
+        Mode::Strings => {
+            let pin = pin.ok_or_else(|| Failure::new(2, PIN_NOT_SET))?;
+            let index = codes::choose_index(&device.used_set(), args.index)
+                .map_err(|err| Failure::new(1, err.to_string()))?;
+            let code = codes::code_for(&device.string(index)?, &pin, index);
+            // Spend the index on disk before showing the code, so a code is never
+            // shown twice.
+            device.mark_used(index);
+            state.save(path)?;
+            code
+        }
+        Mode::Oath(key) => {
+            if args.index.is_some() {
+                return Err(Failure::new(2, INDEX_IN_OATH_MODE).into());
+            }
+            let code = match key.params.kind {
+                OathKind::Totp { .. } => codes::oath_code(&key, unix_now()?),
+                OathKind::Hotp => {
+                    let next = key
+                        .counter
+                        .checked_add(1)
+                        .context("the HOTP counter cannot go any higher: provision again")?;
+                    let code = codes::oath_code(&key, 0);
+                    // Advance the counter on disk before showing the code, so a
+                    // counter value is never shown twice.
+                    device.set_hotp_counter(next)?;
+                    state.save(path)?;
+                    code
+                }
+            };
+            codes::oath_typed(pin.as_ref(), &code)
+        }
+    };
+    writeln!(out, "{typed}")?;
     Ok(())
+}
+
+/// The system clock in seconds since the Unix epoch.
+fn unix_now() -> Result<u64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970: set it to make TOTP codes")?;
+    Ok(now.as_secs())
 }
 
 fn refresh(path: &Path, out: &mut dyn Write) -> Result<()> {
@@ -316,11 +396,21 @@ fn refresh(path: &Path, out: &mut dyn Write) -> Result<()> {
         .device
         .as_mut()
         .ok_or_else(|| Failure::new(1, NOT_PROVISIONED))?;
+    if device.otpauth_uri.is_some() {
+        return Err(Failure::new(1, NO_STRINGS_IN_OATH_MODE).into());
+    }
     let server = server.context("no server in the state file: provision again with --server")?;
     let batch = match Client::new(&server).fetch_strings(&device.device_token) {
         Ok(batch) => batch,
         Err(ApiError::Status { status: 401, .. }) => {
             return Err(Failure::new(1, NO_LONGER_PROVISIONED).into())
+        }
+        Err(ApiError::Status {
+            status: 409,
+            code: Some(code),
+            ..
+        }) if code == "NOT_STRINGS_MODE" => {
+            return Err(Failure::new(1, SERVER_SAYS_OATH_MODE).into())
         }
         Err(err) => return Err(anyhow::Error::new(err).context("fetching security strings failed")),
     };
@@ -339,6 +429,9 @@ fn show(path: &Path, out: &mut dyn Write) -> Result<()> {
         .device
         .as_ref()
         .ok_or_else(|| Failure::new(1, NOT_PROVISIONED))?;
+    if device.otpauth_uri.is_some() {
+        return Err(Failure::new(1, NO_STRINGS_IN_OATH_MODE).into());
+    }
     let used = device.used_set();
     writeln!(out, "batch {}", device.batch)?;
     for (index, string) in (1..=BATCH_SIZE).zip(&device.strings) {
@@ -348,23 +441,51 @@ fn show(path: &Path, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn status(path: &Path, out: &mut dyn Write) -> Result<()> {
+fn status(path: &Path, args: StatusArgs, out: &mut dyn Write) -> Result<()> {
     let state = State::load(path)?;
     let or_unset = |value: &Option<String>| value.clone().unwrap_or_else(|| "(not set)".into());
     writeln!(out, "state file: {}", path.display())?;
     writeln!(out, "server: {}", or_unset(&state.server))?;
     writeln!(out, "user: {}", or_unset(&state.user))?;
-    match &state.device {
-        Some(device) => {
-            writeln!(out, "device id: {}", device.device_id)?;
+    let Some(device) = &state.device else {
+        writeln!(out, "device id: (not provisioned)")?;
+        return Ok(());
+    };
+    writeln!(out, "device id: {}", device.device_id)?;
+    match device.mode()? {
+        Mode::Strings => {
+            writeln!(out, "mode: strings")?;
             writeln!(out, "batch: {}", device.batch)?;
             writeln!(
                 out,
                 "strings left: {} of {BATCH_SIZE}",
                 device.strings_left()
             )?;
+            if args.show_key {
+                writeln!(
+                    out,
+                    "authenticator key: (none: this device uses security strings)"
+                )?;
+            }
         }
-        None => writeln!(out, "device id: (not provisioned)")?,
+        Mode::Oath(key) => {
+            writeln!(out, "mode: oath")?;
+            match key.params.kind {
+                OathKind::Totp { .. } => writeln!(out, "kind: totp")?,
+                OathKind::Hotp => writeln!(out, "kind: hotp")?,
+            }
+            writeln!(out, "algorithm: {}", key.params.algorithm)?;
+            writeln!(out, "digits: {}", key.params.digits)?;
+            match key.params.kind {
+                OathKind::Totp { period } => writeln!(out, "period: {period} s")?,
+                OathKind::Hotp => writeln!(out, "next counter: {}", key.counter)?,
+            }
+            if args.show_key {
+                if let Some(uri) = &device.otpauth_uri {
+                    writeln!(out, "authenticator key: {uri}")?;
+                }
+            }
+        }
     }
     Ok(())
 }

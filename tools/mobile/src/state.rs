@@ -1,10 +1,13 @@
 //! The state file of `pinwheel-mobile`: where it lives, what it holds and how it is
 //! read and written. It keeps the user's options (server address and user name), the
-//! device credential from the last successful provision (device id and device token),
-//! the current batch of 99 security strings and the indexes already spent on this
-//! device. The file is JSON with a `version` field, is written atomically (temporary
-//! file in the same folder, fsync, rename) with mode 0600, and a file that is not
-//! valid is refused with a clear error rather than silently replaced.
+//! device credential from the last successful provision (device id and device token)
+//! and either, in strings mode, the current batch of 99 security strings and the
+//! indexes already spent on this device, or, in OATH mode, the `otpauth://` key URI
+//! (whose `counter` is the next HOTP counter). The file is JSON with a `version` field
+//! (2 now; version-1 files, which predate OATH mode, are still read and are written
+//! back as version 2), is written atomically (temporary file in the same folder,
+//! fsync, rename) with mode 0600, and a file that is not valid is refused with a
+//! clear error rather than silently replaced.
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -14,13 +17,21 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
+use pinwheel::otc::oath::{KeyUri, OathKind};
 use pinwheel::otc::{SecurityString, UsedSet, BATCH_SIZE};
 use serde::{Deserialize, Serialize};
 
 use crate::client;
 
-/// The version of the state file format this program reads and writes.
-pub const STATE_VERSION: u32 = 1;
+/// The version of the state file format this program writes (2: OATH mode).
+pub const STATE_VERSION: u32 = 2;
+
+/// The oldest version this program still reads (1: security strings only). Such a
+/// file is read as is and saved as [`STATE_VERSION`].
+pub const OLDEST_STATE_VERSION: u32 = 1;
+
+/// Longest key URI kept (a SHA-512 key with a long issuer and account fits easily).
+pub const MAX_KEY_URI_LEN: usize = 2048;
 
 /// Environment variable naming the state file.
 pub const STATE_ENV: &str = "PINWHEEL_MOBILE_STATE";
@@ -42,8 +53,9 @@ pub struct State {
     pub device: Option<Device>,
 }
 
-/// A provisioned device: its credential, its batch of security strings and the
-/// indexes of that batch already used here.
+/// A provisioned device: its credential and, in strings mode, its batch of security
+/// strings and the indexes of that batch already used here, or, in OATH mode (when
+/// `otpauth_uri` is set), its key URI and nothing else.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Device {
@@ -51,13 +63,34 @@ pub struct Device {
     pub device_id: String,
     /// Secret credential for later calls (`Authorization: Bearer`). Never printed.
     pub device_token: String,
-    /// Batch number of `strings`.
+    /// Batch number of `strings` (strings mode; 0 and left out in OATH mode).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub batch: u64,
-    /// The 99 security strings; `strings[i]` has index `i + 1`.
+    /// The 99 security strings; `strings[i]` has index `i + 1` (strings mode; empty
+    /// and left out in OATH mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strings: Vec<String>,
     /// Indexes (1..=99) already used on this device, ascending.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used: Vec<u8>,
+    /// OATH mode: the `otpauth://` key URI from the server (a secret: printed only by
+    /// `provision` and `status --show-key`). For HOTP its `counter` is the next
+    /// counter to use; `otc` rewrites it after each code. Absent in strings mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otpauth_uri: Option<String>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// How a device makes its codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Security strings and a PIN.
+    Strings,
+    /// An OATH key (TOTP or HOTP), parsed from the saved URI.
+    Oath(KeyUri),
 }
 
 impl std::fmt::Debug for State {
@@ -80,6 +113,10 @@ impl std::fmt::Debug for Device {
             .field("batch", &self.batch)
             .field("strings", &format_args!("<{} strings>", self.strings.len()))
             .field("used", &self.used)
+            .field(
+                "otpauth_uri",
+                &self.otpauth_uri.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -128,9 +165,49 @@ impl Device {
         })
     }
 
+    /// The device's mode; OATH mode parses the saved key URI.
+    pub fn mode(&self) -> Result<Mode> {
+        match &self.otpauth_uri {
+            None => Ok(Mode::Strings),
+            Some(uri) => Ok(Mode::Oath(parse_key_uri(uri)?)),
+        }
+    }
+
+    /// An OATH device with the key URI `uri` (already checked by [`parse_key_uri`]).
+    pub fn oath(device_id: String, device_token: String, uri: String) -> Device {
+        Device {
+            device_id,
+            device_token,
+            batch: 0,
+            strings: Vec::new(),
+            used: Vec::new(),
+            otpauth_uri: Some(uri),
+        }
+    }
+
+    /// OATH HOTP: saves `next` as the next counter by rewriting the key URI (in
+    /// memory; the caller saves the state). An error in strings mode or for TOTP.
+    pub fn set_hotp_counter(&mut self, next: u64) -> Result<()> {
+        let Mode::Oath(mut key) = self.mode()? else {
+            bail!("this device is not in OATH mode");
+        };
+        ensure!(key.params.kind == OathKind::Hotp, "this key is not HOTP");
+        key.counter = next;
+        self.otpauth_uri = Some(key.to_uri());
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
         client::check_device_id(&self.device_id)?;
         client::check_device_token(&self.device_token)?;
+        if let Some(uri) = &self.otpauth_uri {
+            parse_key_uri(uri).context("otpauth_uri")?;
+            ensure!(
+                self.batch == 0 && self.strings.is_empty() && self.used.is_empty(),
+                "a device in OATH mode has no batch, strings or used indexes"
+            );
+            return Ok(());
+        }
         ensure!(self.batch >= 1, "batch number must be at least 1");
         client::check_strings(&self.strings)?;
         for &index in &self.used {
@@ -181,19 +258,36 @@ impl State {
             .with_context(|| format!("state file {} is not valid", path.display()))
     }
 
-    /// Parses and checks the JSON text of a state file.
+    /// Parses and checks the JSON text of a state file. A version-1 file (strings
+    /// mode only, no `otpauth_uri`) comes back as version [`STATE_VERSION`], so the
+    /// next save upgrades it.
     pub fn from_json(bytes: &[u8]) -> Result<State> {
         let value: serde_json::Value = serde_json::from_slice(bytes).context("it is not JSON")?;
         let Some(version) = value.get("version") else {
             bail!("it has no \"version\" field");
         };
-        match version.as_u64() {
-            Some(v) if v == u64::from(STATE_VERSION) => {}
+        let version = match version.as_u64() {
+            Some(v)
+                if (u64::from(OLDEST_STATE_VERSION)..=u64::from(STATE_VERSION)).contains(&v) =>
+            {
+                v
+            }
             _ => bail!(
-                "version {version} is not supported (this program reads version {STATE_VERSION})"
+                "version {version} is not supported (this program reads versions \
+                 {OLDEST_STATE_VERSION} to {STATE_VERSION})"
             ),
+        };
+        let mut state: State = serde_json::from_value(value)?;
+        if version == 1 {
+            ensure!(
+                state
+                    .device
+                    .as_ref()
+                    .is_none_or(|device| device.otpauth_uri.is_none()),
+                "a version-1 state file cannot hold an OATH key"
+            );
+            state.version = STATE_VERSION;
         }
-        let state: State = serde_json::from_value(value)?;
         state.validate()?;
         Ok(state)
     }
@@ -208,6 +302,21 @@ impl State {
         write_atomically(path, &json)
             .with_context(|| format!("cannot save state file {}", path.display()))
     }
+}
+
+/// Checks and parses a key URI: at most [`MAX_KEY_URI_LEN`] visible ASCII characters
+/// (it is printed, so no control or other characters that a terminal could act on)
+/// that [`KeyUri::parse`] accepts. The error never repeats the URI (it holds the key).
+pub fn parse_key_uri(uri: &str) -> Result<KeyUri> {
+    ensure!(
+        !uri.is_empty() && uri.len() <= MAX_KEY_URI_LEN,
+        "the key URI must have 1 to {MAX_KEY_URI_LEN} characters"
+    );
+    ensure!(
+        uri.bytes().all(|b| b.is_ascii_graphic()),
+        "the key URI must be visible ASCII characters"
+    );
+    KeyUri::parse(uri).map_err(|err| anyhow::anyhow!("the key URI is not valid: {err}"))
 }
 
 /// Checks a user name: not empty, no control characters, at most 256 characters.
@@ -309,7 +418,22 @@ mod tests {
                 batch: 3,
                 strings: strings(),
                 used: vec![1, 2, 7],
+                otpauth_uri: None,
             }),
+        }
+    }
+
+    const TOTP_URI: &str = "otpauth://totp/Pinwheel:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Pinwheel&algorithm=SHA1&digits=6&period=30";
+    const HOTP_URI: &str = "otpauth://hotp/Pinwheel:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Pinwheel&algorithm=SHA256&digits=8&counter=0";
+
+    fn oath(uri: &str) -> State {
+        State {
+            device: Some(Device::oath(
+                "dev-9".into(),
+                "tok-secret".into(),
+                uri.into(),
+            )),
+            ..provisioned()
         }
     }
 
@@ -342,7 +466,7 @@ mod tests {
             .collect();
         assert_eq!(names, vec![OsString::from("state.json")]);
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"version\": 1"));
+        assert!(text.contains("\"version\": 2"));
     }
 
     #[test]
@@ -361,7 +485,8 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("not json", "not JSON"),
             ("{}", "no \"version\""),
-            (r#"{"version": 2}"#, "version 2 is not supported"),
+            (r#"{"version": 3}"#, "version 3 is not supported"),
+            (r#"{"version": 0}"#, "version 0 is not supported"),
             (r#"{"version": "1"}"#, "is not supported"),
             (r#"{"version": 1, "extra": true}"#, "unknown field"),
             (r#"{"version": 1, "server": "ftp://x"}"#, "http"),
@@ -383,6 +508,128 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_still_load_and_are_saved_as_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        // A file exactly as version 1 of this program wrote it.
+        let v1 = json_v1();
+        fs::write(&path, &v1).unwrap();
+        let state = State::load(&path).unwrap();
+        assert_eq!(state.version, STATE_VERSION);
+        assert_eq!(state, provisioned());
+        assert_eq!(
+            state.device.as_ref().unwrap().mode().unwrap(),
+            Mode::Strings
+        );
+        state.save(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        assert_eq!(State::load(&path).unwrap(), provisioned());
+        // An empty version-1 state too.
+        let state = State::from_json(br#"{"version": 1, "user": "bob"}"#).unwrap();
+        assert_eq!(state.version, STATE_VERSION);
+        assert_eq!(state.user.as_deref(), Some("bob"));
+        // Version 1 had no OATH mode.
+        let mut value: serde_json::Value = serde_json::from_str(&v1).unwrap();
+        value["device"] = serde_json::json!({
+            "device_id": "d", "device_token": "t", "otpauth_uri": TOTP_URI
+        });
+        let err = format!(
+            "{:#}",
+            State::from_json(value.to_string().as_bytes()).unwrap_err()
+        );
+        assert!(err.contains("version-1"), "{err}");
+    }
+
+    fn json_v1() -> String {
+        let mut text =
+            String::from("{\n  \"version\": 1,\n  \"server\": \"http://127.0.0.1:8080\",\n");
+        text.push_str("  \"user\": \"alice\",\n  \"device\": {\n    \"device_id\": \"dev-1\",\n");
+        text.push_str(
+            "    \"device_token\": \"tok-secret\",\n    \"batch\": 3,\n    \"strings\": [",
+        );
+        let quoted: Vec<String> = strings().iter().map(|s| format!("\"{s}\"")).collect();
+        text.push_str(&quoted.join(", "));
+        text.push_str("],\n    \"used\": [1, 2, 7]\n  }\n}\n");
+        text
+    }
+
+    #[test]
+    fn oath_devices_round_trip_without_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        for uri in [TOTP_URI, HOTP_URI] {
+            let state = oath(uri);
+            state.save(&path).unwrap();
+            assert_eq!(State::load(&path).unwrap(), state);
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(text.contains(uri), "{text}");
+            for absent in ["batch", "strings", "used"] {
+                assert!(!text.contains(absent), "{absent}: {text}");
+            }
+            let Mode::Oath(key) = state.device.unwrap().mode().unwrap() else {
+                panic!("not OATH");
+            };
+            assert_eq!(key.account, "alice");
+        }
+    }
+
+    #[test]
+    fn oath_devices_are_checked() {
+        let mut state = oath(TOTP_URI);
+        state.device.as_mut().unwrap().strings = strings();
+        state.device.as_mut().unwrap().batch = 1;
+        assert!(state.validate().is_err());
+        let mut state = oath(TOTP_URI);
+        state.device.as_mut().unwrap().used = vec![1];
+        assert!(state.validate().is_err());
+        let secret = "JBSWY3DPEHPK3PXP";
+        for (uri, want) in [
+            (
+                format!("otpauth://totp/a?secret={secret}&digits=5"),
+                "6 to 8 digits",
+            ),
+            (format!("otpauth://totp/a?secret={secret}!"), "base32"),
+            (
+                format!("otpauth://totp/a?secret={secret}\u{1b}[2J"),
+                "visible ASCII",
+            ),
+            (format!("http://totp/a?secret={secret}"), "otpauth"),
+            (format!("otpauth://hotp/a?secret={secret}"), "counter"),
+            (String::new(), "1 to 2048"),
+        ] {
+            let state = oath(&uri);
+            let json = serde_json::to_vec(&state).unwrap();
+            let err = format!("{:#}", State::from_json(&json).unwrap_err());
+            assert!(err.contains(want), "{uri}: {err}");
+            assert!(!err.contains(secret), "{err}");
+        }
+    }
+
+    #[test]
+    fn hotp_counter_is_kept_in_the_uri() {
+        let mut state = oath(HOTP_URI);
+        let device = state.device.as_mut().unwrap();
+        device.set_hotp_counter(7).unwrap();
+        let Mode::Oath(key) = device.mode().unwrap() else {
+            panic!("not OATH");
+        };
+        assert_eq!(key.counter, 7);
+        assert_eq!(key.params.kind, OathKind::Hotp);
+        assert!(device.otpauth_uri.as_ref().unwrap().ends_with("&counter=7"));
+        assert!(state.validate().is_ok());
+        let mut totp = oath(TOTP_URI);
+        assert!(totp.device.as_mut().unwrap().set_hotp_counter(1).is_err());
+        let mut strings_mode = provisioned();
+        assert!(strings_mode
+            .device
+            .as_mut()
+            .unwrap()
+            .set_hotp_counter(1)
+            .is_err());
+    }
+
+    #[test]
     fn load_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
@@ -396,6 +643,11 @@ mod tests {
         let text = format!("{:?}", provisioned());
         assert!(!text.contains("tok-secret"));
         assert!(!text.contains(&strings()[0]));
+        let text = format!("{:?}", oath(TOTP_URI));
+        assert!(!text.contains("tok-secret"));
+        assert!(!text.contains("JBSWY3DP"), "{text}");
+        let text = format!("{:?}", oath(TOTP_URI).device.unwrap().mode().unwrap());
+        assert!(!text.contains("JBSWY3DP"), "{text}");
     }
 
     #[test]

@@ -458,33 +458,6 @@ fn bad_replies_are_refused_and_nothing_is_saved() {
 }
 
 #[test]
-fn oath_mode_is_refused_clearly() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = state_arg(&dir);
-    let body = json!({"device_id": "d", "device_token": "t", "mode": "oath", "server": "x"});
-    let mut server = Canned::start(vec![(200, body.to_string())]);
-    let o = run_args(
-        &[
-            "--state",
-            &state,
-            "provision",
-            "--server",
-            &server.url,
-            "--user",
-            "a",
-            "--code",
-            "1",
-        ],
-        "",
-    );
-    let (exit, text) = o.err.unwrap();
-    assert_eq!(exit, 1);
-    assert!(text.contains("\"oath\" mode"), "{text}");
-    server.seen();
-    assert!(!Path::new(&state).exists());
-}
-
-#[test]
 fn otc_uses_next_index_and_spends_it() {
     let dir = tempfile::tempdir().unwrap();
     let state = provisioned(&dir);
@@ -639,7 +612,14 @@ fn status_and_show_never_print_the_token() {
     let url = State::load(Path::new(&state)).unwrap().server.unwrap();
     assert_eq!(
         o.out,
-        format!("state file: {state}\nserver: {url}\nuser: alice\ndevice id: dev-42\nbatch: 1\nstrings left: 98 of 99\n")
+        format!("state file: {state}\nserver: {url}\nuser: alice\ndevice id: dev-42\nmode: strings\nbatch: 1\nstrings left: 98 of 99\n")
+    );
+    let o = run_args(&["--state", &state, "status", "--show-key"], "");
+    assert!(
+        o.out
+            .ends_with("authenticator key: (none: this device uses security strings)\n"),
+        "{}",
+        o.out
     );
     let o = run_args(&["--state", &state, "strings", "show"], "");
     let lines: Vec<&str> = o.out.lines().collect();
@@ -679,4 +659,352 @@ fn corrupt_state_file_is_reported_not_replaced() {
     assert!(text.contains("version 9 is not supported"), "{text}");
     assert!(text.contains(&state), "{text}");
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "{\"version\": 9}");
+}
+
+// ---- OATH mode -------------------------------------------------------------------
+
+use pinwheel::otc::oath::{hotp, totp, Algorithm, OathSecret};
+
+/// Base32 of the RFC 4226 / RFC 6238 test key "12345678901234567890".
+const OATH_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+fn totp_uri() -> String {
+    format!("otpauth://totp/Pinwheel:alice?secret={OATH_SECRET}&issuer=Pinwheel&algorithm=SHA1&digits=6&period=30")
+}
+
+fn hotp_uri() -> String {
+    format!("otpauth://hotp/Pinwheel:alice?secret={OATH_SECRET}&issuer=Pinwheel&algorithm=SHA1&digits=6&counter=0")
+}
+
+fn oath_reply(uri: &str) -> String {
+    json!({
+        "device_id": "dev-7",
+        "device_token": "TOKEN-0ath",
+        "mode": "oath",
+        "otpauth_uri": uri,
+        "server": "http://pinwheel.example"
+    })
+    .to_string()
+}
+
+/// Runs `provision` against a canned server answering `body`.
+fn provision_with(state: &str, body: String) -> Outcome {
+    let mut server = Canned::start(vec![(200, body)]);
+    let o = run_args(
+        &[
+            "--state",
+            state,
+            "provision",
+            "--server",
+            &server.url,
+            "--user",
+            "alice",
+            "--code",
+            "1234567890",
+        ],
+        "",
+    );
+    server.seen();
+    o
+}
+
+/// Provisions a fresh OATH state in `dir` with `uri`; returns the path.
+fn provisioned_oath(dir: &tempfile::TempDir, uri: &str) -> String {
+    let state = state_arg(dir);
+    let o = provision_with(&state, oath_reply(uri));
+    assert!(o.err.is_none(), "{:?}", o.err);
+    state
+}
+
+fn secret() -> Vec<u8> {
+    OathSecret::from_base32(OATH_SECRET)
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn saved_uri(state: &str) -> String {
+    State::load(Path::new(state))
+        .unwrap()
+        .device
+        .unwrap()
+        .otpauth_uri
+        .unwrap()
+}
+
+#[test]
+fn provision_in_oath_mode_saves_the_key_and_prints_it() {
+    for uri in [totp_uri(), hotp_uri()] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_arg(&dir);
+        let o = provision_with(&state, oath_reply(&uri));
+        assert!(o.err.is_none(), "{:?}", o.err);
+        assert_eq!(
+            o.out,
+            format!("Provisioning. Please wait...\nDevice Provisioned\nAuthenticator key: {uri}\n")
+        );
+        let saved = State::load(Path::new(&state)).unwrap();
+        assert_eq!(saved.user.as_deref(), Some("alice"));
+        let device = saved.device.unwrap();
+        assert_eq!(device.device_id, "dev-7");
+        assert_eq!(device.device_token, "TOKEN-0ath");
+        assert_eq!(device.otpauth_uri.as_deref(), Some(uri.as_str()));
+        assert!(device.strings.is_empty() && device.batch == 0);
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn bad_oath_replies_are_refused_and_nothing_is_saved() {
+    let no_uri = json!({"device_id": "d", "device_token": "t", "mode": "oath", "server": "x"});
+    let five_digits = totp_uri().replace("digits=6", "digits=5");
+    let escape = format!("{}\u{1b}[2J", totp_uri());
+    for (body, want) in [
+        (no_uri.to_string(), "without an otpauth_uri"),
+        (oath_reply(&five_digits), "6 to 8 digits"),
+        (oath_reply("otpauth://totp/a?secret=!!"), "base32"),
+        (oath_reply(&escape), "visible ASCII"),
+        (
+            json!({"device_id": "d", "device_token": "t", "mode": "magic"}).to_string(),
+            "\"magic\" mode",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_arg(&dir);
+        let o = provision_with(&state, body);
+        let (exit, text) = o.err.unwrap();
+        assert_eq!(exit, 1);
+        assert!(text.contains(want), "{want}: {text}");
+        assert!(!text.contains(OATH_SECRET), "{text}");
+        assert_eq!(o.out, "Provisioning. Please wait...\n");
+        assert!(!Path::new(&state).exists());
+    }
+}
+
+#[test]
+fn otc_in_totp_mode_prints_the_current_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = provisioned_oath(&dir, &totp_uri());
+    let before = std::fs::read(&state).unwrap();
+    let code_at = |t: u64| totp(&secret(), t, 30, Algorithm::Sha1, 6);
+    // The step may roll over between reading the clock here and in the command.
+    let (start, o, end) = (now(), run_args(&["--state", &state, "otc"], ""), now());
+    assert!(o.err.is_none(), "{:?}", o.err);
+    let wants = [
+        format!("{}\n", code_at(start)),
+        format!("{}\n", code_at(end)),
+    ];
+    assert!(wants.contains(&o.out), "{:?} not in {wants:?}", o.out);
+    assert_eq!(o.out.len(), 7);
+
+    // With a PIN: the PIN, then the code.
+    for (args, stdin) in [
+        (vec!["--state", &state, "otc", "--pin", "1234"], ""),
+        (vec!["--state", &state, "otc", "--pin", "-"], "1234\n"),
+    ] {
+        let (start, o, end) = (now(), run_args(&args, stdin), now());
+        assert!(o.err.is_none(), "{:?}", o.err);
+        let wants = [
+            format!("1234{}\n", code_at(start)),
+            format!("1234{}\n", code_at(end)),
+        ];
+        assert!(wants.contains(&o.out), "{:?} not in {wants:?}", o.out);
+    }
+    // TOTP keeps nothing: the state file is untouched.
+    assert_eq!(std::fs::read(&state).unwrap(), before);
+
+    // A bad PIN is refused without echoing it; --index makes no sense here.
+    let o = run_args(&["--state", &state, "otc", "--pin", "12x4"], "");
+    let (exit, text) = o.err.unwrap();
+    assert_eq!(exit, 2);
+    assert!(
+        text.starts_with("Invalid PIN: ") && !text.contains("12x4"),
+        "{text}"
+    );
+    let o = run_args(&["--state", &state, "otc", "--index", "3"], "");
+    assert_eq!(o.err, Some((2, INDEX_IN_OATH_MODE.to_string())));
+    assert_eq!(o.out, "");
+}
+
+#[test]
+fn otc_in_hotp_mode_advances_the_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = provisioned_oath(&dir, &hotp_uri());
+    let o = run_args(&["--state", &state, "otc"], "");
+    assert!(o.err.is_none(), "{:?}", o.err);
+    assert_eq!(
+        o.out,
+        format!("{}\n", hotp(&secret(), 0, Algorithm::Sha1, 6))
+    );
+    assert_eq!(o.out, "755224\n"); // RFC 4226 Appendix D, count 0
+    assert!(
+        saved_uri(&state).ends_with("&counter=1"),
+        "{}",
+        saved_uri(&state)
+    );
+    let o = run_args(&["--state", &state, "otc", "--pin", "0987"], "");
+    assert!(o.err.is_none(), "{:?}", o.err);
+    assert_eq!(
+        o.out,
+        format!("0987{}\n", hotp(&secret(), 1, Algorithm::Sha1, 6))
+    );
+    assert_eq!(o.out, "0987287082\n"); // count 1
+    assert!(saved_uri(&state).ends_with("&counter=2"));
+    // Refused attempts spend nothing.
+    run_args(&["--state", &state, "otc", "--index", "1"], "");
+    run_args(&["--state", &state, "otc", "--pin", "12"], "");
+    assert!(saved_uri(&state).ends_with("&counter=2"));
+    let o = run_args(&["--state", &state, "otc"], "");
+    assert_eq!(
+        o.out,
+        format!("{}\n", hotp(&secret(), 2, Algorithm::Sha1, 6))
+    );
+    // The rewritten URI still holds the same key and parameters.
+    let key = pinwheel::otc::oath::KeyUri::parse(&saved_uri(&state)).unwrap();
+    let first = pinwheel::otc::oath::KeyUri::parse(&hotp_uri()).unwrap();
+    assert_eq!(
+        (key.secret, key.params, key.counter),
+        (first.secret, first.params, 3)
+    );
+}
+
+#[test]
+fn strings_commands_refuse_in_oath_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = provisioned_oath(&dir, &totp_uri());
+    // Point the server at a listener that must see no connection.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    run_args(&["--state", &state, "options", "--server", &url], "");
+    let before = std::fs::read(&state).unwrap();
+    for sub in ["refresh", "show"] {
+        let o = run_args(&["--state", &state, "strings", sub], "");
+        assert_eq!(
+            o.err,
+            Some((
+                1,
+                "This device is in OATH mode: it has no security strings".to_string()
+            ))
+        );
+        assert_eq!(o.out, "");
+    }
+    let err = listener.accept().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    assert_eq!(std::fs::read(&state).unwrap(), before);
+}
+
+#[test]
+fn refresh_when_the_server_switched_to_oath_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = provisioned(&dir);
+    let mut server = Canned::start(vec![(
+        409,
+        json!({"error": "NOT_STRINGS_MODE", "message": "This device is in OATH mode"}).to_string(),
+    )]);
+    run_args(&["--state", &state, "options", "--server", &server.url], "");
+    let before = std::fs::read(&state).unwrap();
+    let o = run_args(&["--state", &state, "strings", "refresh"], "");
+    assert_eq!(o.err, Some((1, SERVER_SAYS_OATH_MODE.to_string())));
+    server.seen();
+    assert_eq!(std::fs::read(&state).unwrap(), before);
+}
+
+#[test]
+fn status_in_oath_mode_shows_the_key_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = provisioned_oath(&dir, &totp_uri());
+    let url = State::load(Path::new(&state)).unwrap().server.unwrap();
+    let head =
+        format!("state file: {state}\nserver: {url}\nuser: alice\ndevice id: dev-7\nmode: oath\n");
+    let o = run_args(&["--state", &state, "status"], "");
+    assert_eq!(
+        o.out,
+        format!("{head}kind: totp\nalgorithm: SHA1\ndigits: 6\nperiod: 30 s\n")
+    );
+    assert!(!o.out.contains(OATH_SECRET) && !o.out.contains("TOKEN-0ath"));
+    let o = run_args(&["--state", &state, "status", "--show-key"], "");
+    assert_eq!(
+        o.out,
+        format!(
+            "{head}kind: totp\nalgorithm: SHA1\ndigits: 6\nperiod: 30 s\nauthenticator key: {}\n",
+            totp_uri()
+        )
+    );
+    assert!(!o.out.contains("TOKEN-0ath"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let uri = hotp_uri()
+        .replace("SHA1", "SHA512")
+        .replace("digits=6", "digits=8");
+    let state = provisioned_oath(&dir, &uri);
+    run_args(&["--state", &state, "otc"], "");
+    let o = run_args(&["--state", &state, "status"], "");
+    assert!(
+        o.out
+            .ends_with("mode: oath\nkind: hotp\nalgorithm: SHA512\ndigits: 8\nnext counter: 1\n"),
+        "{}",
+        o.out
+    );
+    assert!(!o.out.contains(OATH_SECRET));
+}
+
+#[test]
+fn strings_mode_otc_still_needs_a_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = provisioned(&dir);
+    let o = run_args(&["--state", &state, "otc"], "");
+    assert_eq!(o.err, Some((2, PIN_NOT_SET.to_string())));
+    assert_eq!(o.out, "");
+    let device = State::load(Path::new(&state)).unwrap().device.unwrap();
+    assert!(device.used.is_empty());
+    // Without a device, "not provisioned" comes first.
+    let empty = tempfile::tempdir().unwrap();
+    let o = run_args(&["--state", &state_arg(&empty), "otc"], "");
+    assert_eq!(o.err, Some((1, NOT_PROVISIONED.to_string())));
+}
+
+#[test]
+fn version_1_state_files_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_arg(&dir);
+    // A state file as the previous version of this program wrote it.
+    let v1 = json!({
+        "version": 1,
+        "server": "http://127.0.0.1:9",
+        "user": "alice",
+        "device": {
+            "device_id": "dev-42",
+            "device_token": "TOKEN-s3cr3t",
+            "batch": 1,
+            "strings": strings(1),
+            "used": [1]
+        }
+    });
+    std::fs::write(&state, serde_json::to_string_pretty(&v1).unwrap()).unwrap();
+    let o = run_args(&["--state", &state, "status"], "");
+    assert!(o.err.is_none(), "{:?}", o.err);
+    assert!(
+        o.out
+            .ends_with("device id: dev-42\nmode: strings\nbatch: 1\nstrings left: 98 of 99\n"),
+        "{}",
+        o.out
+    );
+    let o = run_args(&["--state", &state, "otc", "--pin", "1234"], "");
+    assert_eq!(o.out, format!("{}02\n", &strings(1)[1][..4]));
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(text.contains("\"version\": 2"), "{text}");
+    let device = State::load(Path::new(&state)).unwrap().device.unwrap();
+    assert_eq!(device.used, vec![1, 2]);
 }
