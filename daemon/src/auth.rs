@@ -319,24 +319,14 @@ fn check_strings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provision::tests::test_app;
+    use crate::provision::tests::{last_code, test_app};
     use crate::provision::{redeem, send_code};
 
     /// Provisions alice and returns her 99 strings.
     fn provisioned(dir: &std::path::Path) -> (App, Vec<otc::SecurityString>) {
         let app = test_app(dir, "[policy]\nmax_failures = 1000\n");
         send_code(&app, "alice", &Source::Admin).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        let text = std::fs::read_to_string(files.last().unwrap()).unwrap();
-        let code = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Your Mobile Provision Code is: "))
-            .unwrap()
-            .to_string();
+        let code = last_code(dir);
         let p = redeem(&app, "alice", &code, "phone", &Source::Admin).unwrap();
         (app, p.strings)
     }

@@ -131,3 +131,52 @@ fn same_code_from_two_nases_at_the_same_moment_passes_once() {
         assert_eq!(accepted, 1, "round {round}: {outcomes:?}");
     }
 }
+
+#[test]
+fn set_pin_changes_the_pin_codes_are_built_from() {
+    let d = Daemon::start_default();
+    d.add_user("erin", "1111");
+    let phone = d.path("erin.json");
+    d.provision_device(&phone, "erin");
+    d.ctl_ok(&["user", "set-pin", "erin", "--pin", "8642"]);
+    assert_eq!(
+        d.auth("erin", &mobile_otc(&phone, "1111", Some(3))),
+        Reject,
+        "old PIN"
+    );
+    assert_eq!(
+        d.auth("erin", &mobile_otc(&phone, "8642", Some(4))),
+        Accept,
+        "new PIN"
+    );
+
+    // Without --pin, a PIN is generated and sent over the user's transport.
+    let before = d.spool_for("erin", "pin").len();
+    let out = d.ctl_ok(&["user", "set-pin", "erin"]);
+    assert!(out.contains("generated PIN was sent"), "{out}");
+    let sent = d.spool_for("erin", "pin");
+    assert_eq!(sent.len(), before + 1);
+    let pin = sent
+        .last()
+        .unwrap()
+        .body_value("Your Pinwheel PIN is: ")
+        .expect("PIN in the message");
+    assert_eq!(
+        d.auth("erin", &mobile_otc(&phone, &pin, Some(5))),
+        Accept,
+        "generated PIN"
+    );
+    assert!(
+        !d.log().contains(&format!("PIN is: {pin}")),
+        "PIN not logged"
+    );
+    let rows = audit(&d, "erin");
+    assert_eq!(reasons(&rows, "set-pin").len(), 2);
+
+    let out = d.ctl(&["user", "set-pin", "erin", "--pin", "12"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("bad PIN"), "{out}");
+    let out = d.ctl(&["user", "set-pin", "nobody", "--pin", "1234"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("not found"), "{out}");
+}

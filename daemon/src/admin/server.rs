@@ -398,6 +398,14 @@ fn user_add(
     let (pin, generated) = parse_or_generate_pin(app, pin)?;
     let sealed = app.key.seal(Purpose::Pin, name, pin.as_str().as_bytes());
     let now = crate::unix_now();
+    let row = audit::row(
+        now,
+        "user-add",
+        Some(name),
+        &Source::Admin,
+        Outcome::Ok,
+        None,
+    );
     let recipient = email.clone().or_else(|| phone.clone()).unwrap_or_default();
     // Insert and (for a generated PIN) send in one transaction: if the PIN
     // cannot be sent the user is not created, so no one holds a PIN nobody knows.
@@ -413,25 +421,10 @@ fn user_add(
                 format!("user {name} not added: the generated PIN could not be sent: {e}")
             })?;
         }
-        let row = audit::row(
-            now,
-            "user-add",
-            Some(name),
-            &Source::Admin,
-            Outcome::Ok,
-            None,
-        );
         audit_store::insert(tx, &row)?;
         Ok::<_, String>(())
     })?;
-    app.audit.emit(&[audit::row(
-        now,
-        "user-add",
-        Some(name),
-        &Source::Admin,
-        Outcome::Ok,
-        None,
-    )]);
+    app.audit.emit(&[row]);
     tracing::info!(user = ?name, pin_generated = generated, "user added");
     Ok(serde_json::json!({
         "added": name,

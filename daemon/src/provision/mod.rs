@@ -464,7 +464,7 @@ pub(crate) mod tests {
     }
 
     /// The code in the newest spool message.
-    fn last_code(dir: &Path) -> String {
+    pub(crate) fn last_code(dir: &Path) -> String {
         let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))
             .unwrap()
             .map(|e| e.unwrap().path())
