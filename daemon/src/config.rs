@@ -295,6 +295,10 @@ impl Default for HttpConfig {
 pub struct RadiusConfig {
     /// Address and port for Access-Requests (UDP).
     pub listen: SocketAddr,
+    /// Address and port for Accounting-Requests (UDP), answered and logged.
+    pub accounting_listen: SocketAddr,
+    /// Whether to serve the accounting port at all.
+    pub accounting: bool,
     /// Most Access-Requests checked at the same time; more wait in the socket buffer.
     pub max_in_flight: usize,
     /// The NASes allowed to send requests. The most specific address match wins.
@@ -306,6 +310,8 @@ impl Default for RadiusConfig {
     fn default() -> Self {
         RadiusConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 1812)),
+            accounting_listen: SocketAddr::from(([127, 0, 0, 1], 1813)),
+            accounting: true,
             max_in_flight: 256,
             clients: Vec::new(),
         }
@@ -328,6 +334,10 @@ pub struct RadiusClientConfig {
     /// BlastRADIUS guidance). Default true.
     #[serde(default = "default_true")]
     pub require_message_authenticator: bool,
+    /// Drop requests that carry Proxy-State but no Message-Authenticator
+    /// (BlastRADIUS guidance for clients that cannot send it). Default true.
+    #[serde(default = "default_true")]
+    pub limit_proxy_state: bool,
 }
 
 fn default_true() -> bool {
@@ -483,6 +493,9 @@ impl Config {
                 "must start with http:// or https:// and have no trailing slash",
             );
         }
+        if self.radius.accounting && self.radius.accounting_listen == self.radius.listen {
+            return err("radius.accounting_listen", "must differ from radius.listen");
+        }
         if self.radius.max_in_flight == 0 {
             return err("radius.max_in_flight", "must be at least 1");
         }
@@ -618,6 +631,7 @@ impl Config {
                 address: c.address,
                 secret,
                 require_message_authenticator: c.require_message_authenticator,
+                limit_proxy_state: c.limit_proxy_state,
             });
         }
         Ok(out)
@@ -646,6 +660,8 @@ pub struct ResolvedClient {
     pub secret: Secret,
     /// Whether requests must carry a valid Message-Authenticator.
     pub require_message_authenticator: bool,
+    /// Whether requests with Proxy-State must carry Message-Authenticator.
+    pub limit_proxy_state: bool,
 }
 
 /// 1-based line number of byte `offset` in `text`.

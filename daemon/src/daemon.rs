@@ -114,6 +114,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen for RADIUS on udp {}", cfg.radius.listen))?;
     let granted = crate::system::enlarge_receive_buffer(&radius_socket, 4 << 20);
     tracing::debug!(bytes = granted, "RADIUS socket receive buffer");
+    let accounting_socket = if cfg.radius.accounting {
+        let socket = tokio::net::UdpSocket::bind(cfg.radius.accounting_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for RADIUS accounting on udp {} (set [radius] accounting = false to turn it off)",
+                    cfg.radius.accounting_listen
+                )
+            })?;
+        crate::system::enlarge_receive_buffer(&socket, 1 << 20);
+        Some(socket)
+    } else {
+        None
+    };
     let admin_path = cfg.server.admin_socket_path();
     let admin_listener = crate::admin::server::bind(&admin_path)
         .with_context(|| format!("cannot listen on admin socket {}", admin_path.display()))?;
@@ -130,10 +144,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         http_listener,
         shutdown_rx.clone(),
     ));
+    let accounting_task = accounting_socket.map(|socket| {
+        tokio::spawn(crate::radius::server::serve(
+            app.clone(),
+            clients.clone(),
+            socket,
+            crate::radius::server::Port::Accounting,
+            shutdown_rx.clone(),
+        ))
+    });
     let radius_task = tokio::spawn(crate::radius::server::serve(
         app.clone(),
         clients,
         radius_socket,
+        crate::radius::server::Port::Authentication,
         shutdown_rx.clone(),
     ));
     let admin_task = tokio::spawn(crate::admin::server::serve(
@@ -163,6 +187,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = radius_task.await;
         let _ = admin_task.await;
         let _ = maintenance_task.await;
+        if let Some(task) = accounting_task {
+            let _ = task.await;
+        }
     };
     if tokio::time::timeout(std::time::Duration::from_secs(10), drain)
         .await

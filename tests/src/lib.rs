@@ -481,6 +481,7 @@ pub struct Layout {
     pub log_path: PathBuf,
     pub http_port: u16,
     pub radius_port: u16,
+    pub accounting_port: u16,
 }
 
 impl Layout {
@@ -495,6 +496,7 @@ impl Layout {
             log_path: root.join("pinwheeld.log"),
             http_port: free_tcp_port(),
             radius_port: free_udp_port(),
+            accounting_port: free_udp_port(),
         };
         for d in [&l.state_dir, &l.runtime_dir, &l.spool_dir] {
             fs::create_dir_all(d).expect("create dir");
@@ -528,8 +530,8 @@ impl Layout {
             self.http_port, cfg.http_extra
         ));
         t.push_str(&format!(
-            "[radius]\nlisten = \"127.0.0.1:{}\"\n\n",
-            self.radius_port
+            "[radius]\nlisten = \"127.0.0.1:{}\"\naccounting_listen = \"127.0.0.1:{}\"\n\n",
+            self.radius_port, self.accounting_port
         ));
         for c in &cfg.clients {
             t.push_str("[[radius.client]]\n");

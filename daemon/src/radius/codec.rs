@@ -488,7 +488,20 @@ pub fn decode_reply(
         return Err(CodecError::BadResponseAuthenticator);
     }
     if let Some(offset) = parsed.ma_offset {
-        verify_message_authenticator(parsed.packet, offset, request_authenticator, secret)?;
+        // An Accounting-Response signs over zeroes when it answers an
+        // Accounting-Request and over the request's authenticator when it
+        // answers Status-Server; this client-side check accepts either.
+        let zero_vector = code == Code::AccountingResponse
+            && verify_message_authenticator(
+                parsed.packet,
+                offset,
+                &[0u8; AUTHENTICATOR_LEN],
+                secret,
+            )
+            .is_ok();
+        if !zero_vector {
+            verify_message_authenticator(parsed.packet, offset, request_authenticator, secret)?;
+        }
     }
     Ok(parsed.request)
 }
@@ -727,6 +740,15 @@ fn encode_reply_inner(
     let head = [code.as_u8(), request.identifier];
     let length_bytes = length.to_be_bytes();
 
+    // Which authenticator the Message-Authenticator is computed over: the
+    // request's for Access replies and answers to Status-Server (RFC 3579
+    // §3.2, RFC 5997 §3); zeroes for an Accounting-Response to an
+    // Accounting-Request, as FreeRADIUS and radclient compute it.
+    let ma_vector = if code == Code::AccountingResponse && request.code == Code::AccountingRequest {
+        [0u8; AUTHENTICATOR_LEN]
+    } else {
+        request.authenticator
+    };
     let mut ma_attribute = Vec::with_capacity(ma_len);
     if with_message_authenticator {
         let mac = hmac_md5(
@@ -734,7 +756,7 @@ fn encode_reply_inner(
             &[
                 &head,
                 &length_bytes,
-                &request.authenticator,
+                &ma_vector,
                 &[attr::MESSAGE_AUTHENTICATOR, 18],
                 &[0u8; AUTHENTICATOR_LEN],
                 &body,

@@ -101,7 +101,17 @@ impl LogLimiter {
     }
 }
 
+/// Which RADIUS port a loop serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// Access-Request and Status-Server (RFC 2865, 5997).
+    Authentication,
+    /// Accounting-Request and Status-Server (RFC 2866, 5997).
+    Accounting,
+}
+
 struct Server {
+    port: Port,
     app: Arc<App>,
     clients: Vec<ResolvedClient>,
     socket: UdpSocket,
@@ -131,10 +141,12 @@ pub async fn serve(
     app: Arc<App>,
     clients: Vec<ResolvedClient>,
     socket: UdpSocket,
+    port: Port,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let max = app.config.radius.max_in_flight;
     let server = Arc::new(Server {
+        port,
         app,
         clients,
         socket,
@@ -217,6 +229,19 @@ async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAd
             from,
             &format!(
                 "client {}: Status-Server without Message-Authenticator",
+                client.name
+            ),
+        );
+        return;
+    }
+    if client.limit_proxy_state
+        && !request.has_message_authenticator
+        && request.proxy_states().next().is_some()
+    {
+        server.drop_packet(
+            from,
+            &format!(
+                "client {}: Proxy-State without Message-Authenticator (limit_proxy_state = true)",
                 client.name
             ),
         );
@@ -307,9 +332,14 @@ async fn answer(
     from: SocketAddr,
 ) -> Option<Vec<u8>> {
     let secret = client.secret.expose();
-    let (code, attributes): (Code, Vec<(u8, Vec<u8>)>) = match request.code {
-        Code::StatusServer => (Code::AccessAccept, Vec::new()),
-        Code::AccessRequest => {
+    let (code, attributes): (Code, Vec<(u8, Vec<u8>)>) = match (server.port, request.code) {
+        (Port::Authentication, Code::StatusServer) => (Code::AccessAccept, Vec::new()),
+        (Port::Accounting, Code::StatusServer) => (Code::AccountingResponse, Vec::new()),
+        (Port::Accounting, Code::AccountingRequest) => {
+            log_accounting(client, request, from);
+            (Code::AccountingResponse, Vec::new())
+        }
+        (Port::Authentication, Code::AccessRequest) => {
             let username = request.user_name().map(str::to_string);
             let password = match request.user_password(secret) {
                 Ok(p) => p,
@@ -396,6 +426,36 @@ async fn answer(
     }
 }
 
+/// Logs an Accounting-Request: user, session, status type (RFC 2866 §5).
+fn log_accounting(client: &ResolvedClient, request: &Request, from: SocketAddr) {
+    const ACCT_STATUS_TYPE: u8 = 40;
+    const ACCT_SESSION_ID: u8 = 44;
+    let status = request
+        .attribute(ACCT_STATUS_TYPE)
+        .and_then(|v| <[u8; 4]>::try_from(v).ok())
+        .map(u32::from_be_bytes);
+    let status = match status {
+        Some(1) => "Start",
+        Some(2) => "Stop",
+        Some(3) => "Interim-Update",
+        Some(7) => "Accounting-On",
+        Some(8) => "Accounting-Off",
+        Some(_) => "other",
+        None => "-",
+    };
+    let session = request
+        .attribute(ACCT_SESSION_ID)
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    tracing::info!(
+        nas = %client.name,
+        source = %from,
+        user = ?request.user_name().unwrap_or("-"),
+        session = ?session.as_deref().unwrap_or("-"),
+        status,
+        "Accounting-Request"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +467,7 @@ mod tests {
             address: net.parse().unwrap(),
             secret: Secret::new("s"),
             require_message_authenticator: true,
+            limit_proxy_state: true,
         }
     }
 
