@@ -113,9 +113,29 @@ pub struct Config {
     /// OATH (HOTP/TOTP) tokens for users in `oath` mode.
     #[serde(default)]
     pub oath: OathConfig,
+    /// Two-stage (dual channel) logins.
+    #[serde(default)]
+    pub dual_channel: DualChannelConfig,
     /// Trusted applications allowed to call the agent API.
     #[serde(default, rename = "agent")]
     pub agents: Vec<AgentConfig>,
+}
+
+/// `[dual_channel]`: security strings sent on demand for two-stage logins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DualChannelConfig {
+    /// How long a challenge (its State and the string sent) stays valid, e.g. `"2m"`.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for DualChannelConfig {
+    fn default() -> Self {
+        DualChannelConfig {
+            ttl: Duration::from_secs(120),
+        }
+    }
 }
 
 /// `[policy]`: brute-force protection.
@@ -203,6 +223,7 @@ pub struct AgentConfig {
     /// A name for logs and the audit trail.
     pub name: String,
     /// Source addresses allowed (CIDR).
+    #[serde(deserialize_with = "deserialize_network")]
     pub address: IpNet,
     /// The shared secret the agent sends.
     pub secret: Secret,
@@ -325,6 +346,7 @@ pub struct RadiusClientConfig {
     /// A name for logs.
     pub name: String,
     /// Source address or network (CIDR), e.g. `192.0.2.10/32`.
+    #[serde(deserialize_with = "deserialize_network")]
     pub address: IpNet,
     /// The shared secret. Exactly one of `secret` and `secret_file` is required.
     pub secret: Option<Secret>,
@@ -334,6 +356,12 @@ pub struct RadiusClientConfig {
     /// BlastRADIUS guidance). Default true.
     #[serde(default = "default_true")]
     pub require_message_authenticator: bool,
+    /// Two-stage login: the first Access-Request carries the directory
+    /// password (or nothing), Pinwheel sends a fresh security string over the
+    /// user's transport and answers Access-Challenge; the second request
+    /// carries the State and the one-time code.
+    #[serde(default)]
+    pub two_stage: bool,
     /// Drop requests that carry Proxy-State but no Message-Authenticator
     /// (BlastRADIUS guidance for clients that cannot send it). Default true.
     #[serde(default = "default_true")]
@@ -342,6 +370,26 @@ pub struct RadiusClientConfig {
 
 fn default_true() -> bool {
     true
+}
+
+/// A network in CIDR form (`192.0.2.0/24`, `2001:db8::/32`); a bare address
+/// means that one host (`/32` or `/128`).
+fn deserialize_network<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_network(&text).map_err(serde::de::Error::custom)
+}
+
+/// Parses a network as [`deserialize_network`] does.
+pub fn parse_network(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| {
+            format!("{text:?} is not an address or network: expected CIDR like \"192.0.2.10/32\" or \"2001:db8::/64\"")
+        })
 }
 
 /// `[strings]`.
@@ -529,6 +577,15 @@ impl Config {
                 _ => {}
             }
             for (j, other) in self.radius.clients.iter().enumerate().take(i) {
+                if other.name == client.name {
+                    return Err((
+                        key("name"),
+                        format!(
+                            "client name {:?} is already used by radius.client[{j}]",
+                            client.name
+                        ),
+                    ));
+                }
                 if other.address == client.address {
                     return Err((
                         key("address"),
@@ -536,6 +593,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if !(1..=3600).contains(&self.dual_channel.ttl.as_secs()) {
+            return err("dual_channel.ttl", "must be between 1s and 1h");
         }
         if self.policy.max_failures == 0 {
             return err("policy.max_failures", "must be at least 1");
@@ -566,6 +626,18 @@ impl Config {
             return err("oath.issuer", "must be non-empty and without ':'");
         }
         for (i, a) in self.agents.iter().enumerate() {
+            if let Some(j) = self.agents[..i].iter().position(|o| o.name == a.name) {
+                return Err((
+                    format!("agent[{i}].name"),
+                    format!("agent name {:?} is already used by agent[{j}]", a.name),
+                ));
+            }
+            if a.address.prefix_len() == 0 {
+                return Err((
+                    format!("agent[{i}].address"),
+                    "an agent network may not be the whole Internet (/0): name the portal's addresses".into(),
+                ));
+            }
             if a.secret.expose().len() < 16 {
                 return Err((
                     format!("agent[{i}].secret"),
@@ -632,6 +704,7 @@ impl Config {
                 secret,
                 require_message_authenticator: c.require_message_authenticator,
                 limit_proxy_state: c.limit_proxy_state,
+                two_stage: c.two_stage,
             });
         }
         Ok(out)
@@ -662,6 +735,8 @@ pub struct ResolvedClient {
     pub require_message_authenticator: bool,
     /// Whether requests with Proxy-State must carry Message-Authenticator.
     pub limit_proxy_state: bool,
+    /// Whether logins take two stages (Access-Challenge).
+    pub two_stage: bool,
 }
 
 /// 1-based line number of byte `offset` in `text`.
@@ -793,6 +868,36 @@ mod tests {
         assert!(e.to_string().contains("strings.alphabet"), "{e}");
         let e = parse("[server]\npublic_url = \"ftp://x\"\n").unwrap_err();
         assert!(e.to_string().contains("server.public_url"), "{e}");
+    }
+
+    #[test]
+    fn networks_accept_bare_addresses_and_explain_bad_ones() {
+        assert_eq!(
+            parse_network("127.0.0.1").unwrap().to_string(),
+            "127.0.0.1/32"
+        );
+        assert_eq!(parse_network("::1").unwrap().to_string(), "::1/128");
+        assert_eq!(
+            parse_network("10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        let e =
+            parse("[[radius.client]]\nname = \"a\"\naddress = \"vpn.example\"\nsecret = \"s\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("line 3") && e.contains("CIDR"), "{e}");
+    }
+
+    #[test]
+    fn agents_need_distinct_names_and_a_real_network() {
+        let agent = |name: &str, net: &str| {
+            format!("[[agent]]\nname = \"{name}\"\naddress = \"{net}\"\nsecret = \"0123456789abcdef0\"\n")
+        };
+        let e = parse(&(agent("p", "10.0.0.1") + &agent("p", "10.0.0.2"))).unwrap_err();
+        assert!(e.to_string().contains("agent[1].name"), "{e}");
+        let e = parse(&agent("p", "0.0.0.0/0")).unwrap_err();
+        assert!(e.to_string().contains("agent[0].address"), "{e}");
+        assert!(parse(&agent("p", "192.0.2.10")).is_ok());
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub enum Purpose {
     DeviceSeed,
     /// A device's OATH (HOTP/TOTP) secret.
     OathSecret,
+    /// The expected one-time code of a two-stage RADIUS challenge.
+    ChallengeCode,
+    /// The RADIUS State of a challenge (keyed hash).
+    ChallengeState,
     /// Mobile Provision Codes (keyed hash).
     ProvisionCode,
     /// Device tokens (keyed hash).
@@ -77,6 +81,8 @@ impl Purpose {
             Purpose::Pin => b"pinwheel/seal/pin/v1",
             Purpose::DeviceSeed => b"pinwheel/seal/device-seed/v1",
             Purpose::OathSecret => b"pinwheel/seal/oath-secret/v1",
+            Purpose::ChallengeCode => b"pinwheel/seal/challenge-code/v1",
+            Purpose::ChallengeState => b"pinwheel/hash/challenge-state/v1",
             Purpose::ProvisionCode => b"pinwheel/hash/provision-code/v1",
             Purpose::DeviceToken => b"pinwheel/hash/device-token/v1",
         }

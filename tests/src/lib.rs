@@ -448,6 +448,8 @@ pub struct Config {
     pub code_ttl: Option<String>,
     /// `[provision] requests_per_hour`.
     pub requests_per_hour: Option<u32>,
+    /// `two_stage = true` on every RADIUS client.
+    pub two_stage: bool,
     /// Raw TOML lines added inside the `[http]` table.
     pub http_extra: String,
     /// Raw TOML appended at the end of the file.
@@ -460,6 +462,7 @@ impl Default for Config {
             clients: vec![RadiusClient::default()],
             code_ttl: None,
             requests_per_hour: None,
+            two_stage: false,
             http_extra: String::new(),
             extra: String::new(),
         }
@@ -539,8 +542,8 @@ impl Layout {
             t.push_str(&format!("address = {}\n", toml_str(&c.address)));
             t.push_str(&format!("secret = {}\n", toml_str(&c.secret)));
             t.push_str(&format!(
-                "require_message_authenticator = {}\n\n",
-                c.require_message_authenticator
+                "require_message_authenticator = {}\ntwo_stage = {}\n\n",
+                c.require_message_authenticator, cfg.two_stage
             ));
         }
         t.push_str("[provision]\n");

@@ -188,7 +188,12 @@ fn second_daemon_on_the_same_config_refuses_to_start() {
     let other = d.path("other-ports.toml");
     let http = pinwheel_tests::free_tcp_port();
     let radius = pinwheel_tests::free_udp_port();
+    let accounting = pinwheel_tests::free_udp_port();
     let text = text
+        .replace(
+            &format!("127.0.0.1:{}\"", d.layout.accounting_port),
+            &format!("127.0.0.1:{accounting}\""),
+        )
         .replace(
             &format!("127.0.0.1:{}\"", d.layout.http_port),
             &format!("127.0.0.1:{http}\""),

@@ -73,6 +73,14 @@ pub enum AdminRequest {
         /// The new PIN.
         pin: Option<String>,
     },
+    /// Set (or with `None` clear) the user's local directory password, checked
+    /// in the first leg of two-stage RADIUS logins.
+    UserSetPassword {
+        /// Login name.
+        name: String,
+        /// The new password; `None` clears it.
+        password: Option<String>,
+    },
     /// Set what the user's next provisioning makes: `strings` or `oath`.
     UserSetMode {
         /// Login name.
@@ -118,6 +126,7 @@ impl std::fmt::Debug for AdminRequest {
             AdminRequest::UserEnable { .. } => "user-enable",
             AdminRequest::UserSetPin { .. } => "user-set-pin",
             AdminRequest::UserSetMode { .. } => "user-set-mode",
+            AdminRequest::UserSetPassword { .. } => "user-set-password",
             AdminRequest::TokenResync { .. } => "token-resync",
             AdminRequest::Audit { .. } => "audit",
             AdminRequest::Status => "status",

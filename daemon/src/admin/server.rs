@@ -186,6 +186,22 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
         })
         .map(|()| serde_json::json!({"enabled": name})),
         AdminRequest::UserSetPin { name, pin } => user_set_pin(app, &name, pin),
+        AdminRequest::UserSetPassword { name, password } => {
+            let hash = match password.as_deref() {
+                Some("") => {
+                    Err("the password must not be empty (to clear it, use --clear)".to_string())
+                }
+                Some(p) => crate::auth::challenge::hash_password(p).map(Some),
+                None => Ok(None),
+            };
+            hash.and_then(|hash| {
+                let cleared = hash.is_none();
+                change(app, "set-password", &name, |tx| {
+                    users::set_password_hash(tx, &name, hash.as_deref())
+                })
+                .map(|()| serde_json::json!({"user": name, "password": if cleared { "cleared" } else { "set" }}))
+            })
+        }
         AdminRequest::UserSetMode {
             name,
             mode,
@@ -453,7 +469,11 @@ fn view(
         id: d.id,
         name: d.name,
         batch: d.batch,
-        strings_left: u32::from(BATCH_SIZE) - d.used.count(),
+        strings_left: if d.mode == "strings" {
+            u32::from(BATCH_SIZE).saturating_sub(d.used.count())
+        } else {
+            0
+        },
         created_at: d.created_at,
     });
     Ok(UserView {

@@ -126,6 +126,14 @@ enum UserCommand {
         #[arg(long)]
         pin: Option<String>,
     },
+    /// Set the user's directory password for two-stage RADIUS logins (read from standard input).
+    SetPassword {
+        /// Login name.
+        name: String,
+        /// Remove the password instead: the first leg then carries none.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Choose what the user's next provisioning makes: security strings or an OATH token.
     SetMode {
         /// Login name.
@@ -216,6 +224,26 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             },
         },
+        Command::User(UserCommand::SetPassword { name, clear }) => AdminRequest::UserSetPassword {
+            name: name.clone(),
+            password: if *clear {
+                None
+            } else {
+                match read_stdin_line() {
+                    Ok(p) if !p.is_empty() => Some(p),
+                    Ok(_) => {
+                        eprintln!(
+                            "pinwheelctl: no password on standard input (use --clear to remove it)"
+                        );
+                        return ExitCode::from(2);
+                    }
+                    Err(e) => {
+                        eprintln!("pinwheelctl: cannot read the password from standard input: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            },
+        },
         Command::User(UserCommand::SetMode {
             name,
             mode,
@@ -282,8 +310,9 @@ fn print_user(u: &UserView) {
     println!("enabled:   {}", if u.enabled { "yes" } else { "no" });
     println!("pin:       {}", if u.has_pin { "set" } else { "not set" });
     println!("mode:      {}", u.mode);
-    if let Some(r) = u.require_pin {
-        println!("require_pin: {r}");
+    match u.require_pin {
+        Some(r) => println!("require_pin: {r} (OATH logins)"),
+        None => println!("require_pin: [oath] require_pin default (OATH logins)"),
     }
     match u.locked_until {
         Some(i64::MAX) => println!(
@@ -296,8 +325,9 @@ fn print_user(u: &UserView) {
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64)
             )
         ),
-        None => println!("locked:    no ({} failure(s) in a row)", u.failures),
+        None => println!("locked:    no"),
     }
+    println!("failures:  {} in a row", u.failures);
     match &u.device {
         Some(d) if d.mode == "oath" => println!(
             "device:    {} ({}), OATH {}",
@@ -371,10 +401,26 @@ fn print_result(command: &Command, result: &serde_json::Value) {
                 println!("PIN of {name} changed");
             }
         }
-        Command::User(UserCommand::SetMode { name, mode, .. }) => println!(
-            "user {name} set to {mode} mode; it takes effect when the user next provisions \
-             (send a code: pinwheelctl provision send {name})"
-        ),
+        Command::User(UserCommand::SetMode {
+            name,
+            mode,
+            require_pin,
+        }) => {
+            println!(
+                "user {name} set to {mode} mode; the mode takes effect when the user next provisions \
+                 (send a code: pinwheelctl provision send {name})"
+            );
+            if let Some(r) = require_pin {
+                println!("require_pin = {r} applies to OATH logins from now on");
+            }
+        }
+        Command::User(UserCommand::SetPassword { name, clear }) => {
+            if *clear {
+                println!("directory password of {name} removed");
+            } else {
+                println!("directory password of {name} set");
+            }
+        }
         Command::Token(TokenCommand::Resync { name, .. }) => {
             println!("HOTP token of {name} resynchronised")
         }
@@ -382,7 +428,7 @@ fn print_result(command: &Command, result: &serde_json::Value) {
             let rows: Vec<pinwheel::audit::AuditRow> =
                 serde_json::from_value(result.clone()).unwrap_or_default();
             println!(
-                "{:<20} {:<15} {:<16} {:<30} {:<6} REASON",
+                "{:<20} {:<15} {:<16} {:<38} {:<6} REASON",
                 "TIME (UTC)", "EVENT", "USER", "SOURCE", "RESULT"
             );
             for r in &rows {
@@ -390,7 +436,7 @@ fn print_result(command: &Command, result: &serde_json::Value) {
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.at.max(0) as u64);
                 let time = humantime::format_rfc3339_seconds(time).to_string();
                 println!(
-                    "{:<20} {:<15} {:<16} {:<30} {:<6} {}",
+                    "{:<20} {:<15} {:<16} {:<38} {:<6} {}",
                     time.trim_end_matches('Z').replace('T', " "),
                     r.event,
                     r.username.as_deref().unwrap_or("-"),

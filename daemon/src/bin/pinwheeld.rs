@@ -22,11 +22,13 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Everything the daemon creates (database, WAL, keys, spool files) is
+    // private to its user, whatever umask it was started with.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     pinwheel::system::init_logging();
     let config = match pinwheel::config::Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("configuration error: {e}");
             eprintln!("pinwheeld: configuration error: {e}");
             return ExitCode::from(2);
         }

@@ -39,6 +39,9 @@ pub fn error_code(reason: RejectReason) -> &'static str {
         | RejectReason::IndexUsed
         | RejectReason::Replay
         | RejectReason::WrongCode
+        | RejectReason::WrongPassword
+        | RejectReason::BadState
+        | RejectReason::NotDelivered
         | RejectReason::Internal => "AGENT_ERROR_BAD_OTC",
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod pages;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.http.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/provision", get(pages::provision_landing))
         .nest("/api/v1", api::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

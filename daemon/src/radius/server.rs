@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
-use super::codec::{self, Code, Request};
+use super::codec::{self, attr, Code, Request};
 use crate::auth::{self, Decision};
 use crate::config::ResolvedClient;
 use crate::daemon::App;
@@ -340,73 +340,13 @@ async fn answer(
             (Code::AccountingResponse, Vec::new())
         }
         (Port::Authentication, Code::AccessRequest) => {
-            let username = request.user_name().map(str::to_string);
-            let password = match request.user_password(secret) {
-                Ok(p) => p,
-                Err(e) => {
-                    server.drop_packet(
-                        from,
-                        &format!("client {}: bad User-Password: {e}", client.name),
-                    );
-                    return None;
-                }
-            };
-            let decision = match (username, password) {
-                (Some(user), Some(password)) => {
-                    let app = server.app.clone();
-                    let input = String::from_utf8_lossy(&password).into_owned();
-                    let user_for_log = user.clone();
-                    let source = crate::audit::Source::Radius {
-                        nas: client.name.clone(),
-                        addr: from,
-                    };
-                    let decided = tokio::task::spawn_blocking(move || {
-                        auth::check_code(&app, &user, &input, &source)
-                    })
-                    .await;
-                    match decided {
-                        Ok(Ok(d)) => {
-                            match d {
-                                Decision::Accept => {
-                                    tracing::info!(user = ?user_for_log, nas = %client.name, source = %from, "Access-Accept")
-                                }
-                                Decision::Reject(r) => {
-                                    tracing::info!(user = ?user_for_log, nas = %client.name, source = %from, reason = r.code(), "Access-Reject")
-                                }
-                            }
-                            d
-                        }
-                        Ok(Err(e)) => {
-                            // The store failed: we cannot know the index is spent, so no answer at all
-                            // (the NAS retries or fails over) rather than an Accept we cannot stand behind.
-                            tracing::error!(user = ?user_for_log, "authentication not decided, store error: {e}");
-                            return None;
-                        }
-                        Err(e) => {
-                            tracing::error!(user = ?user_for_log, "authentication task failed: {e}");
-                            return None;
-                        }
-                    }
-                }
-                (None, _) => {
-                    tracing::info!(nas = %client.name, source = %from, reason = "no_user_name", "Access-Reject");
-                    Decision::Reject(auth::RejectReason::UnknownUser)
-                }
-                (Some(user), None) => {
-                    tracing::info!(user = ?user, nas = %client.name, source = %from, reason = "no_user_password", "Access-Reject");
-                    Decision::Reject(auth::RejectReason::Malformed)
-                }
-            };
-            match decision {
-                Decision::Accept => (Code::AccessAccept, Vec::new()),
-                Decision::Reject(_) => (Code::AccessReject, Vec::new()),
-            }
+            access_request(server, client, request, from).await?
         }
-        other => {
+        (port, other) => {
             server.drop_packet(
                 from,
                 &format!(
-                    "client {}: {other:?} is not accepted on the authentication port",
+                    "client {}: {other:?} is not accepted on the {port:?} port",
                     client.name
                 ),
             );
@@ -422,6 +362,112 @@ async fn answer(
                 &format!("client {}: reply could not be encoded: {e}", client.name),
             );
             None
+        }
+    }
+}
+
+/// The Reply-Message of every Access-Challenge.
+pub const CHALLENGE_MESSAGE: &str = "One-Time Code";
+
+/// Runs a blocking decision on the pool; `None` (no answer at all) when the
+/// store failed, since we cannot stand behind an answer about an
+/// uncommitted decision: the NAS retries or fails over.
+async fn decide_blocking<T: Send + 'static>(
+    user: &str,
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::error!(user = ?user, "authentication not decided, store error: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!(user = ?user, "authentication task failed: {e}");
+            None
+        }
+    }
+}
+
+/// Decides an Access-Request: PAP with an OTC, or the two legs of a
+/// two-stage login on `two_stage` clients. `None` drops the request.
+async fn access_request(
+    server: &Arc<Server>,
+    client: &ResolvedClient,
+    request: &Request,
+    from: SocketAddr,
+) -> Option<(Code, Vec<(u8, Vec<u8>)>)> {
+    let secret = client.secret.expose();
+    let password = match request.user_password(secret) {
+        Ok(p) => p,
+        Err(e) => {
+            server.drop_packet(
+                from,
+                &format!("client {}: bad User-Password: {e}", client.name),
+            );
+            return None;
+        }
+    };
+    let Some(user) = request.user_name().map(str::to_string) else {
+        tracing::info!(nas = %client.name, source = %from, reason = "no_user_name", "Access-Reject");
+        return Some((Code::AccessReject, Vec::new()));
+    };
+    let app = server.app.clone();
+    let source = crate::audit::Source::Radius {
+        nas: client.name.clone(),
+        addr: from,
+    };
+    let nas = client.name.clone();
+    let state = request.attribute(attr::STATE).map(<[u8]>::to_vec);
+    let decision = match (client.two_stage, state, password) {
+        (true, None, password) => {
+            // First leg: directory password (or none) -> Access-Challenge.
+            let password = password.unwrap_or_default();
+            let name = user.clone();
+            let leg = decide_blocking(&user, move || {
+                auth::challenge::start(&app, &name, &password, &nas, &source)
+            })
+            .await?;
+            match leg {
+                auth::challenge::FirstLeg::Challenge { state } => {
+                    tracing::info!(user = ?user, nas = %client.name, source = %from, "Access-Challenge");
+                    return Some((
+                        Code::AccessChallenge,
+                        vec![
+                            (attr::STATE, state),
+                            (attr::REPLY_MESSAGE, CHALLENGE_MESSAGE.as_bytes().to_vec()),
+                        ],
+                    ));
+                }
+                auth::challenge::FirstLeg::Reject(r) => Decision::Reject(r),
+            }
+        }
+        (true, Some(state), Some(password)) => {
+            let input = String::from_utf8_lossy(&password).into_owned();
+            let name = user.clone();
+            decide_blocking(&user, move || {
+                auth::challenge::answer(&app, &name, &state, &input, &nas, &source)
+            })
+            .await?
+        }
+        (false, _, Some(password)) => {
+            let input = String::from_utf8_lossy(&password).into_owned();
+            let name = user.clone();
+            decide_blocking(&user, move || {
+                auth::check_code(&app, &name, &input, &source)
+            })
+            .await?
+        }
+        (_, _, None) => Decision::Reject(auth::RejectReason::Malformed),
+    };
+    match decision {
+        Decision::Accept => {
+            tracing::info!(user = ?user, nas = %client.name, source = %from, "Access-Accept");
+            Some((Code::AccessAccept, Vec::new()))
+        }
+        Decision::Reject(r) => {
+            tracing::info!(user = ?user, nas = %client.name, source = %from, reason = r.code(), "Access-Reject");
+            Some((Code::AccessReject, Vec::new()))
         }
     }
 }
@@ -468,6 +514,7 @@ mod tests {
             secret: Secret::new("s"),
             require_message_authenticator: true,
             limit_proxy_state: true,
+            two_stage: false,
         }
     }
 

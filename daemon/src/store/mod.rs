@@ -9,6 +9,7 @@
 //! them in `spawn_blocking`.
 
 pub mod audit;
+pub mod challenges;
 pub mod devices;
 pub mod provision_codes;
 pub mod users;
@@ -102,6 +103,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_at ON audit(at);
     CREATE INDEX audit_user_at ON audit(username, at);",
+    // 3: two-stage RADIUS: local directory passwords and outstanding challenges.
+    "ALTER TABLE users ADD COLUMN password_hash TEXT;
+    CREATE TABLE challenges (
+        state_hash  BLOB PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        client      TEXT NOT NULL,
+        otc_sealed  BLOB NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );
+    CREATE INDEX challenges_expires ON challenges(expires_at);",
 ];
 
 /// The database handle. One connection behind a mutex: SQLite serialises

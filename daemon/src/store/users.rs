@@ -180,6 +180,30 @@ pub fn set_mode(conn: &Connection, name: &str, mode: &str) -> Result<(), StoreEr
     )
 }
 
+/// Sets (or with `None` clears) the local directory password, an Argon2id
+/// PHC string. Errors: [`StoreError::NotFound`].
+pub fn set_password_hash(
+    conn: &Connection,
+    name: &str,
+    hash: Option<&str>,
+) -> Result<(), StoreError> {
+    update_one(
+        conn,
+        name,
+        "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+        &hash,
+    )
+}
+
+/// The local directory password hash of a user, if set.
+pub fn password_hash(conn: &Connection, user_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(conn.query_row(
+        "SELECT password_hash FROM users WHERE id = ?1",
+        params![user_id],
+        |r| r.get(0),
+    )?)
+}
+
 /// Sets the per-user `require_pin` (None = follow the global setting).
 pub fn set_require_pin(
     conn: &Connection,

@@ -12,6 +12,8 @@
 //! PIN or the strings; the reason it returns is for audit and trusted agents
 //! only and must not reach a NAS.
 
+pub mod challenge;
+
 use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
 use crate::otc::{self, oath, Alphabet, DeviceSeed, Pin, Verdict};
@@ -50,6 +52,13 @@ pub enum RejectReason {
     WrongCode,
     /// The code did not match and this failure reached `max_failures`: the user is now locked.
     TooManyFailures,
+    /// Two-stage first leg: the directory password is wrong.
+    WrongPassword,
+    /// Two-stage second leg: the State is unknown, spent, expired, or was
+    /// issued to another user or client.
+    BadState,
+    /// Two-stage first leg: the security string could not be sent.
+    NotDelivered,
     /// A stored value could not be opened (wrong master key or corrupted row).
     Internal,
 }
@@ -68,6 +77,9 @@ impl RejectReason {
             RejectReason::Replay => "replay",
             RejectReason::WrongCode => "wrong_code",
             RejectReason::TooManyFailures => "too_many_failures",
+            RejectReason::WrongPassword => "wrong_password",
+            RejectReason::BadState => "bad_state",
+            RejectReason::NotDelivered => "not_delivered",
             RejectReason::Internal => "internal_error",
         }
     }
@@ -80,6 +92,8 @@ impl RejectReason {
                 | RejectReason::IndexUsed
                 | RejectReason::Replay
                 | RejectReason::WrongCode
+                | RejectReason::WrongPassword
+                | RejectReason::BadState
         )
     }
 }
@@ -162,21 +176,67 @@ fn decide(
             Decision::Reject(RejectReason::Internal)
         }
     };
+    count(app, tx, user.id, verdict, now)
+}
+
+/// Clears the user's failure count after an Accept, or counts a failure
+/// (locking the user at `max_failures`, which turns the answer into
+/// [`RejectReason::TooManyFailures`]).
+fn count(
+    app: &App,
+    tx: &rusqlite::Connection,
+    user_id: i64,
+    verdict: Decision,
+    now: i64,
+) -> Result<Decision, StoreError> {
     match verdict {
-        Decision::Accept => users::reset_failures(tx, user.id)?,
+        Decision::Accept => users::reset_failures(tx, user_id)?,
         Decision::Reject(reason) if reason.counts_as_failure() => {
             let policy = &app.config.policy;
             let until = match policy.lockout.as_secs() {
                 0 => users::LOCKED_UNTIL_UNLOCKED,
                 secs => now.saturating_add(secs as i64),
             };
-            if users::record_failure(tx, user.id, policy.max_failures, until)? {
+            if users::record_failure(tx, user_id, policy.max_failures, until)? {
                 return Ok(Decision::Reject(RejectReason::TooManyFailures));
             }
         }
         Decision::Reject(_) => {}
     }
     Ok(verdict)
+}
+
+/// Audit rows for an authentication decision (plus the lock it caused).
+fn decision_rows(
+    now: i64,
+    username: &str,
+    source: &Source,
+    decision: Decision,
+) -> Vec<audit::AuditRow> {
+    let (outcome, reason) = match decision {
+        Decision::Accept => (Outcome::Pass, None),
+        Decision::Reject(RejectReason::TooManyFailures) => (Outcome::Fail, Some("wrong_code")),
+        Decision::Reject(r) => (Outcome::Fail, Some(r.code())),
+    };
+    let mut rows = vec![audit::row(
+        now,
+        "auth",
+        Some(username),
+        source,
+        outcome,
+        reason,
+    )];
+    if decision == Decision::Reject(RejectReason::TooManyFailures) {
+        rows.push(audit::row(
+            now,
+            "lock",
+            Some(username),
+            source,
+            Outcome::Ok,
+            Some("too_many_failures"),
+        ));
+    }
+    rows
 }
 
 fn open_pin(app: &App, user: &users::UserRow) -> Option<Pin> {

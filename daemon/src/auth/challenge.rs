@@ -1,0 +1,404 @@
+//! Two-stage (dual channel) logins for RADIUS clients with `two_stage`.
+//!
+//! First leg ([`start`]): the Access-Request carries the user's directory
+//! password (checked against the local directory's Argon2id hash), or
+//! nothing when the user has none. Pinwheel draws a fresh random security
+//! string, stores the code the user's PIN makes of it (sealed) under the
+//! keyed hash of a random 32-byte State bound to the user and the client,
+//! sends the string over the user's transport, and the caller answers
+//! Access-Challenge with that State. Second leg ([`answer`]): the request
+//! carries the State and the one-time code; the State is taken (single use),
+//! must belong to the same user and client and be unexpired, and the code
+//! must match exactly. Both legs count failures and write audit rows like
+//! [`super::check_code`]. Never logs the string, the code or the password.
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use rand::RngCore;
+
+use super::{count, decision_rows, open_pin, Decision, RejectReason};
+use crate::audit::{self, Outcome, Source};
+use crate::daemon::App;
+use crate::otc::{self, Alphabet, DeviceSeed};
+use crate::secrets::Purpose;
+use crate::store::{audit as audit_store, challenges, users, StoreError};
+use crate::transport::{Message, MessageKind};
+
+/// Bytes of a RADIUS State issued with an Access-Challenge.
+pub const STATE_LEN: usize = 32;
+
+/// The outcome of a first leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstLeg {
+    /// Answer Access-Challenge with this State.
+    Challenge {
+        /// The State attribute value.
+        state: Vec<u8>,
+    },
+    /// Answer Access-Reject.
+    Reject(RejectReason),
+}
+
+/// Hashes a password for the local directory (Argon2id, PHC string).
+///
+/// Errors: the hashing library's message (never the password).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash the password: {e}"))
+}
+
+fn password_matches(stored: Option<&str>, offered: &[u8]) -> bool {
+    match stored {
+        // An empty password never matches a set one.
+        Some(hash) => {
+            !offered.is_empty()
+                && PasswordHash::new(hash)
+                    .map(|h| {
+                        argon2::Argon2::default()
+                            .verify_password(offered, &h)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+        }
+        // No directory password: the first leg carries none.
+        None => offered.is_empty(),
+    }
+}
+
+/// First leg of a two-stage login from RADIUS client `client`.
+///
+/// Errors: store failures only.
+pub fn start(
+    app: &App,
+    username: &str,
+    password: &[u8],
+    client: &str,
+    source: &Source,
+) -> Result<FirstLeg, StoreError> {
+    let now = crate::unix_now();
+    let user = app.store.with(|c| users::by_name(c, username))?;
+    // The password is checked outside the store lock: Argon2 is slow on purpose.
+    let password_ok = match &user {
+        Some(u) => {
+            let hash = app.store.with(|c| users::password_hash(c, u.id))?;
+            password_matches(hash.as_deref(), password)
+        }
+        None => false,
+    };
+    let mut state = vec![0u8; STATE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut state);
+    let state_hash = app.key.keyed_hash(Purpose::ChallengeState, &state);
+    let ttl = app.config.dual_channel.ttl.as_secs() as i64;
+    let (outcome, rows, delivery) = app.store.transaction(|tx| {
+        let outcome = first_leg(
+            app,
+            tx,
+            username,
+            password_ok,
+            client,
+            &state_hash,
+            now + ttl,
+            now,
+        )?;
+        let (rows, delivery) = match &outcome {
+            Ok((user_id, recipient, string)) => (
+                vec![audit::row(
+                    now,
+                    "challenge",
+                    Some(username),
+                    source,
+                    Outcome::Ok,
+                    None,
+                )],
+                Some((*user_id, recipient.clone(), string.clone())),
+            ),
+            Err(reason) => (
+                decision_rows(now, username, source, Decision::Reject(*reason)),
+                None,
+            ),
+        };
+        for row in &rows {
+            audit_store::insert(tx, row)?;
+        }
+        Ok::<_, StoreError>((outcome.map(|_| ()), rows, delivery))
+    })?;
+    app.audit.emit(&rows);
+    if let Err(reason) = outcome {
+        return Ok(FirstLeg::Reject(reason));
+    }
+    let Some((_, recipient, string)) = delivery else {
+        return Ok(FirstLeg::Reject(RejectReason::Internal));
+    };
+    let message = Message {
+        kind: MessageKind::SecurityString,
+        username: username.to_string(),
+        recipient,
+        subject: "Your security string".to_string(),
+        body: format!(
+            "Your security string is: {string}\n\
+             Positions: 1234567890\n\
+             Type the characters at the positions your PIN names, in PIN order. It is valid for {}.\n",
+            crate::provision::describe_lifetime(app.config.dual_channel.ttl)
+        ),
+    };
+    if let Err(e) = app.transport.send(&message) {
+        tracing::warn!(user = ?username, "security string not delivered: {e}");
+        app.store
+            .with(|c| challenges::take(c, &state_hash).map(|_| ()))?;
+        let row = audit::row(
+            now,
+            "challenge",
+            Some(username),
+            source,
+            Outcome::Fail,
+            Some("not_delivered"),
+        );
+        app.store.with(|c| audit_store::insert(c, &row))?;
+        app.audit.emit(&[row]);
+        return Ok(FirstLeg::Reject(RejectReason::NotDelivered));
+    }
+    Ok(FirstLeg::Challenge { state })
+}
+
+/// The first-leg decision inside the caller's transaction: on success the
+/// challenge row is stored and (user id, recipient, string) returned.
+#[allow(clippy::too_many_arguments)]
+fn first_leg(
+    app: &App,
+    tx: &rusqlite::Connection,
+    username: &str,
+    password_ok: bool,
+    client: &str,
+    state_hash: &[u8],
+    expires_at: i64,
+    now: i64,
+) -> Result<Result<(i64, String, String), RejectReason>, StoreError> {
+    let Some(user) = users::by_name(tx, username)? else {
+        return Ok(Err(RejectReason::UnknownUser));
+    };
+    if !user.enabled {
+        return Ok(Err(RejectReason::Disabled));
+    }
+    if user.is_locked(now) {
+        return Ok(Err(RejectReason::Locked));
+    }
+    if !password_ok {
+        return match count(
+            app,
+            tx,
+            user.id,
+            Decision::Reject(RejectReason::WrongPassword),
+            now,
+        )? {
+            Decision::Reject(r) => Ok(Err(r)),
+            Decision::Accept => Ok(Err(RejectReason::WrongPassword)),
+        };
+    }
+    let Some(recipient) = user.email.clone().or_else(|| user.phone.clone()) else {
+        return Ok(Err(RejectReason::NotDelivered));
+    };
+    if user.pin_sealed.is_none() {
+        return Ok(Err(RejectReason::NoPin));
+    }
+    let Some(pin) = open_pin(app, &user) else {
+        return Ok(Err(RejectReason::Internal));
+    };
+    let alphabet = Alphabet::parse(&app.config.strings.alphabet).unwrap_or(Alphabet::Digits);
+    let Ok(string) = otc::derive_string(&DeviceSeed::random(), 0, 1, alphabet) else {
+        return Ok(Err(RejectReason::Internal));
+    };
+    let code = zeroize::Zeroizing::new(otc::extract(&string, &pin));
+    let row = challenges::ChallengeRow {
+        user_id: user.id,
+        client: client.to_string(),
+        otc_sealed: app
+            .key
+            .seal(Purpose::ChallengeCode, &user.name, code.as_bytes()),
+        expires_at,
+    };
+    challenges::insert(tx, state_hash, &row, now)?;
+    Ok(Ok((user.id, recipient, string.as_str().to_string())))
+}
+
+/// Second leg: `state` from the request's State attribute, `input` the code
+/// typed. The State is spent whatever the outcome.
+///
+/// Errors: store failures only.
+pub fn answer(
+    app: &App,
+    username: &str,
+    state: &[u8],
+    input: &str,
+    client: &str,
+    source: &Source,
+) -> Result<Decision, StoreError> {
+    let now = crate::unix_now();
+    let state_hash = app.key.keyed_hash(Purpose::ChallengeState, state);
+    let (decision, rows) = app.store.transaction(|tx| {
+        let challenge = challenges::take(tx, &state_hash)?;
+        let decision = match users::by_name(tx, username)? {
+            None => Decision::Reject(RejectReason::UnknownUser),
+            Some(user) if !user.enabled => Decision::Reject(RejectReason::Disabled),
+            Some(user) if user.is_locked(now) => Decision::Reject(RejectReason::Locked),
+            Some(user) => {
+                let verdict = match challenge {
+                    Some(c)
+                        if c.user_id == user.id && c.client == client && now <= c.expires_at =>
+                    {
+                        match app
+                            .key
+                            .open(Purpose::ChallengeCode, &user.name, &c.otc_sealed)
+                        {
+                            Ok(expected) if otc::ct_eq(&expected, input.as_bytes()) => {
+                                Decision::Accept
+                            }
+                            Ok(_) => Decision::Reject(RejectReason::WrongCode),
+                            Err(_) => Decision::Reject(RejectReason::Internal),
+                        }
+                    }
+                    _ => Decision::Reject(RejectReason::BadState),
+                };
+                count(app, tx, user.id, verdict, now)?
+            }
+        };
+        let rows = decision_rows(now, username, source, decision);
+        for row in &rows {
+            audit_store::insert(tx, row)?;
+        }
+        Ok::<_, StoreError>((decision, rows))
+    })?;
+    app.audit.emit(&rows);
+    Ok(decision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::tests::test_app;
+
+    fn spool_string(dir: &std::path::Path) -> String {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("security-string"))
+            .collect();
+        files.sort();
+        let text = std::fs::read_to_string(files.last().unwrap()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Your security string is: "))
+            .unwrap()
+            .to_string()
+    }
+
+    fn code_for(string: &str, pin: &str) -> String {
+        let s = otc::SecurityString::parse(string).unwrap();
+        otc::extract(&s, &otc::Pin::parse(pin, 4, 10).unwrap())
+    }
+
+    #[test]
+    fn challenge_then_code_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(dir.path(), "");
+        let src = Source::Admin;
+        let FirstLeg::Challenge { state } = start(&app, "alice", b"", "nas", &src).unwrap() else {
+            panic!("challenge expected")
+        };
+        assert_eq!(state.len(), STATE_LEN);
+        let code = code_for(&spool_string(dir.path()), "1234");
+        assert_eq!(
+            answer(&app, "alice", &state, &code, "nas", &src).unwrap(),
+            Decision::Accept
+        );
+        assert_eq!(
+            answer(&app, "alice", &state, &code, "nas", &src).unwrap(),
+            Decision::Reject(RejectReason::BadState),
+            "a State works once"
+        );
+    }
+
+    #[test]
+    fn state_is_bound_to_user_client_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(
+            dir.path(),
+            "[dual_channel]\nttl = \"1s\"\n[policy]\nmax_failures = 100\n",
+        );
+        let sealed = app.key.seal(Purpose::Pin, "bob", b"1234");
+        app.store
+            .with(|c| users::insert(c, "bob", Some("b@example.org"), None, &sealed, 0).map(|_| ()))
+            .unwrap();
+        let src = Source::Admin;
+        let leg = |user: &str| match start(&app, user, b"", "nas", &src).unwrap() {
+            FirstLeg::Challenge { state } => state,
+            other => panic!("{other:?}"),
+        };
+        let state = leg("alice");
+        let code = code_for(&spool_string(dir.path()), "1234");
+        let bad = Decision::Reject(RejectReason::BadState);
+        assert_eq!(
+            answer(&app, "bob", &state, &code, "nas", &src).unwrap(),
+            bad,
+            "other user"
+        );
+        let state = leg("alice");
+        let code = code_for(&spool_string(dir.path()), "1234");
+        assert_eq!(
+            answer(&app, "alice", &state, &code, "other-nas", &src).unwrap(),
+            bad,
+            "other client"
+        );
+        let mut state = leg("alice");
+        let code = code_for(&spool_string(dir.path()), "1234");
+        state[0] ^= 1;
+        assert_eq!(
+            answer(&app, "alice", &state, &code, "nas", &src).unwrap(),
+            bad,
+            "flipped bit"
+        );
+        let state = leg("alice");
+        let code = code_for(&spool_string(dir.path()), "1234");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(
+            answer(&app, "alice", &state, &code, "nas", &src).unwrap(),
+            bad,
+            "expired"
+        );
+        assert_eq!(
+            answer(&app, "alice", b"0123456789abcdef", &code, "nas", &src).unwrap(),
+            bad,
+            "random printable State"
+        );
+    }
+
+    #[test]
+    fn directory_password_is_checked_in_the_first_leg() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(dir.path(), "");
+        let hash = hash_password("correct horse").unwrap();
+        assert!(!hash.contains("correct"));
+        app.store
+            .with(|c| users::set_password_hash(c, "alice", Some(&hash)))
+            .unwrap();
+        let src = Source::Admin;
+        assert_eq!(
+            start(&app, "alice", b"", "nas", &src).unwrap(),
+            FirstLeg::Reject(RejectReason::WrongPassword),
+            "empty password refused when one is set"
+        );
+        assert_eq!(
+            start(&app, "alice", b"wrong", "nas", &src).unwrap(),
+            FirstLeg::Reject(RejectReason::WrongPassword)
+        );
+        assert!(matches!(
+            start(&app, "alice", b"correct horse", "nas", &src).unwrap(),
+            FirstLeg::Challenge { .. }
+        ));
+        assert_eq!(
+            start(&app, "nobody", b"", "nas", &src).unwrap(),
+            FirstLeg::Reject(RejectReason::UnknownUser)
+        );
+    }
+}
