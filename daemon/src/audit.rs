@@ -84,7 +84,15 @@ pub fn row(
     AuditRow {
         at: now,
         event: event.to_string(),
-        username: username.map(str::to_string),
+        // No user name holds a control character (they are refused when users
+        // are added), so one here came from a request: keep it, escaped.
+        username: username.map(|u| {
+            if u.chars().any(char::is_control) {
+                u.escape_debug().to_string()
+            } else {
+                u.to_string()
+            }
+        }),
         source: source.to_string(),
         result: outcome.as_str().to_string(),
         reason: reason.map(str::to_string),
@@ -108,7 +116,14 @@ type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>
 /// Sends committed rows to syslog (facility auth) and the daemon log.
 pub struct AuditLog {
     syslog: Mutex<Option<SyslogLogger>>,
+    /// Budget for rows about requests nobody authenticated (unknown agents,
+    /// provision attempts for unknown users): `(window start, rows in it, dropped)`.
+    unauthenticated: Mutex<(std::time::Instant, u32, u64)>,
 }
+
+/// Most audit rows a second about requests nobody authenticated; the rest
+/// are counted and reported, so a flood cannot fill the database or syslog.
+pub const UNAUTHENTICATED_ROWS_PER_SECOND: u32 = 10;
 
 impl AuditLog {
     /// Connects to the syslog socket at `socket` when `enabled`. A missing
@@ -136,6 +151,33 @@ impl AuditLog {
         };
         AuditLog {
             syslog: Mutex::new(logger),
+            unauthenticated: Mutex::new((std::time::Instant::now(), 0, 0)),
+        }
+    }
+
+    /// Whether a row about an unauthenticated request may be written now
+    /// (at most [`UNAUTHENTICATED_ROWS_PER_SECOND`]). Dropped rows are
+    /// counted and the count is logged when the next second opens.
+    pub fn allow_unauthenticated(&self) -> bool {
+        let mut w = self
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if w.0.elapsed() >= std::time::Duration::from_secs(1) {
+            if w.2 > 0 {
+                tracing::warn!(
+                    dropped = w.2,
+                    "audit rows about unauthenticated requests not written (more than {UNAUTHENTICATED_ROWS_PER_SECOND} a second)"
+                );
+            }
+            *w = (std::time::Instant::now(), 0, 0);
+        }
+        if w.1 < UNAUTHENTICATED_ROWS_PER_SECOND {
+            w.1 += 1;
+            true
+        } else {
+            w.2 += 1;
+            false
         }
     }
 
@@ -180,7 +222,7 @@ mod tests {
             Some("wrong_code"),
         );
         let l = line(&r);
-        assert!(l.contains("user=\"a\\nb\""), "{l}");
+        assert!(l.contains(r#"user="a\\nb""#), "{l}");
         assert!(!l.contains('\n'));
         assert!(l.contains("reason=wrong_code"));
     }
@@ -199,6 +241,26 @@ mod tests {
         // <PRI> = facility auth (4) * 8 + severity info (6) = 38.
         assert!(text.starts_with("<38>"), "{text}");
         assert!(text.contains("event=lock"), "{text}");
+    }
+
+    #[test]
+    fn unauthenticated_rows_are_budgeted() {
+        let log = AuditLog::new(false, std::path::Path::new("/nonexistent"));
+        let allowed = (0..100).filter(|_| log.allow_unauthenticated()).count();
+        assert_eq!(allowed, UNAUTHENTICATED_ROWS_PER_SECOND as usize);
+    }
+
+    #[test]
+    fn control_characters_in_names_are_escaped() {
+        let r = row(
+            1,
+            "auth",
+            Some("x\n\u{1b}[8m"),
+            &Source::Admin,
+            Outcome::Fail,
+            None,
+        );
+        assert_eq!(r.username.as_deref(), Some("x\\n\\u{1b}[8m"));
     }
 
     #[test]

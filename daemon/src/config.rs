@@ -53,10 +53,39 @@ pub enum ConfigError {
     },
 }
 
-/// A shared secret from the config or a secret file. `Debug` never shows it.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+/// A shared secret from the config or a secret file. `Debug` never shows it,
+/// and neither does a parse error (a secret written without quotes is
+/// refused without being repeated).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret in quotes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom("the secret must be a quoted string"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom("the secret must be a quoted string"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom("the secret must be a quoted string"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom("the secret must be a quoted string"))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 impl Secret {
     /// Wraps a secret value.
@@ -898,6 +927,17 @@ mod tests {
         let e = parse(&agent("p", "0.0.0.0/0")).unwrap_err();
         assert!(e.to_string().contains("agent[0].address"), "{e}");
         assert!(parse(&agent("p", "192.0.2.10")).is_ok());
+    }
+
+    #[test]
+    fn unquoted_secret_is_refused_without_being_repeated() {
+        let e = parse(
+            "[[radius.client]]\nname = \"a\"\naddress = \"127.0.0.1\"\nsecret = 987654321987\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 4") && e.contains("quoted"), "{e}");
+        assert!(!e.contains("987654321987"), "{e}");
     }
 
     #[test]

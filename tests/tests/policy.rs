@@ -95,7 +95,28 @@ fn lockout_expires_after_the_configured_time() {
     five_wrong(&d, &phone, "bob", "7391");
     assert_eq!(d.auth("bob", &mobile_otc(&phone, "7391", Some(30))), Reject);
     std::thread::sleep(Duration::from_millis(3000));
+    // After the lock expires the count is not fresh: one more wrong code
+    // locks again at once, for twice as long.
+    let wrong = alter_otc(&mobile_otc(&phone, "7391", Some(32)));
+    assert_eq!(d.auth("bob", &wrong), Reject);
+    assert_eq!(
+        d.auth("bob", &mobile_otc(&phone, "7391", Some(33))),
+        Reject,
+        "locked again"
+    );
+    std::thread::sleep(Duration::from_millis(4200));
     assert_eq!(d.auth("bob", &mobile_otc(&phone, "7391", Some(31))), Accept);
+    let rows = audit(&d, "bob");
+    assert_eq!(
+        reasons(&rows, "lock"),
+        ["too_many_failures", "too_many_failures"]
+    );
+    // A success clears the count: five more failures are needed for the next lock.
+    for index in 40..44 {
+        let wrong = alter_otc(&mobile_otc(&phone, "7391", Some(index)));
+        assert_eq!(d.auth("bob", &wrong), Reject);
+    }
+    assert_eq!(d.auth("bob", &mobile_otc(&phone, "7391", Some(45))), Accept);
 }
 
 #[test]

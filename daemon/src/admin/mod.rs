@@ -87,8 +87,9 @@ pub enum AdminRequest {
         name: String,
         /// `strings` or `oath`.
         mode: String,
-        /// OATH only: whether the user types PIN then code (`None` = global default).
-        require_pin: Option<bool>,
+        /// OATH: `"true"`/`"false"` (PIN then code, or code alone), `"default"`
+        /// (follow `[oath] require_pin`); `None` leaves the setting unchanged.
+        require_pin: Option<String>,
     },
     /// Resynchronise a user's HOTP token with two consecutive codes.
     TokenResync {

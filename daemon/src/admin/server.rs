@@ -207,12 +207,25 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
             mode,
             require_pin,
         } => {
+            let require_pin = match require_pin.as_deref() {
+                None => Ok(None),
+                Some("true") => Ok(Some(Some(true))),
+                Some("false") => Ok(Some(Some(false))),
+                Some("default") => Ok(Some(None)),
+                Some(other) => Err(format!("require_pin {other:?}: use true, false or default")),
+            };
             if mode != "strings" && mode != "oath" {
                 Err(format!("unknown mode {mode:?}: use strings or oath"))
+            } else if let Err(e) = require_pin {
+                Err(e)
             } else {
+                let require_pin = require_pin.unwrap_or(None);
                 change(app, "set-mode", &name, |tx| {
                     users::set_mode(tx, &name, &mode)?;
-                    users::set_require_pin(tx, &name, require_pin)
+                    match require_pin {
+                        Some(r) => users::set_require_pin(tx, &name, r),
+                        None => Ok(()),
+                    }
                 })
                 .map(|()| serde_json::json!({"user": name, "mode": mode}))
             }
@@ -324,7 +337,22 @@ fn token_resync(
             None => Ok(Err("the two codes are not consecutive codes of this token within the next 1000; nothing changed".to_string())),
         }
     }).map_err(|e| e.to_string())?;
-    let (next, row) = result?;
+    let (next, row) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            let row = audit::row(
+                crate::unix_now(),
+                "token-resync",
+                Some(name),
+                &Source::Admin,
+                Outcome::Fail,
+                Some("codes_not_found"),
+            );
+            let _ = app.store.with(|c| audit_store::insert(c, &row));
+            app.audit.emit(&[row]);
+            return Err(e);
+        }
+    };
     app.audit.emit(&[row]);
     Ok(serde_json::json!({"user": name, "next_counter": next}))
 }

@@ -115,10 +115,16 @@ pub fn start(
                 )],
                 Some((*user_id, recipient.clone(), string.clone())),
             ),
-            Err(reason) => (
-                decision_rows(now, username, source, Decision::Reject(*reason)),
-                None,
-            ),
+            Err(reason) => {
+                let answer = Decision::Reject(*reason);
+                // A lock caused by this attempt was caused by its wrong password.
+                let verdict = if *reason == RejectReason::TooManyFailures {
+                    Decision::Reject(RejectReason::WrongPassword)
+                } else {
+                    answer
+                };
+                (decision_rows(now, username, source, answer, verdict), None)
+            }
         };
         for row in &rows {
             audit_store::insert(tx, row)?;
@@ -192,7 +198,9 @@ fn first_leg(
             user.id,
             Decision::Reject(RejectReason::WrongPassword),
             now,
-        )? {
+        )?
+        .0
+        {
             Decision::Reject(r) => Ok(Err(r)),
             Decision::Accept => Ok(Err(RejectReason::WrongPassword)),
         };
@@ -239,10 +247,11 @@ pub fn answer(
     let state_hash = app.key.keyed_hash(Purpose::ChallengeState, state);
     let (decision, rows) = app.store.transaction(|tx| {
         let challenge = challenges::take(tx, &state_hash)?;
-        let decision = match users::by_name(tx, username)? {
-            None => Decision::Reject(RejectReason::UnknownUser),
-            Some(user) if !user.enabled => Decision::Reject(RejectReason::Disabled),
-            Some(user) if user.is_locked(now) => Decision::Reject(RejectReason::Locked),
+        let early = |r| (Decision::Reject(r), Decision::Reject(r));
+        let (decision, verdict) = match users::by_name(tx, username)? {
+            None => early(RejectReason::UnknownUser),
+            Some(user) if !user.enabled => early(RejectReason::Disabled),
+            Some(user) if user.is_locked(now) => early(RejectReason::Locked),
             Some(user) => {
                 let verdict = match challenge {
                     Some(c)
@@ -264,7 +273,7 @@ pub fn answer(
                 count(app, tx, user.id, verdict, now)?
             }
         };
-        let rows = decision_rows(now, username, source, decision);
+        let rows = decision_rows(now, username, source, decision, verdict);
         for row in &rows {
             audit_store::insert(tx, row)?;
         }

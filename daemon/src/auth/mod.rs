@@ -114,31 +114,8 @@ pub fn check_code(
 ) -> Result<Decision, StoreError> {
     let now = crate::unix_now();
     let (decision, rows) = app.store.transaction(|tx| {
-        let mut rows = Vec::new();
-        let decision = decide(app, tx, username, input, now)?;
-        let (outcome, reason) = match decision {
-            Decision::Accept => (Outcome::Pass, None),
-            Decision::Reject(RejectReason::TooManyFailures) => (Outcome::Fail, Some("wrong_code")),
-            Decision::Reject(r) => (Outcome::Fail, Some(r.code())),
-        };
-        rows.push(audit::row(
-            now,
-            "auth",
-            Some(username),
-            source,
-            outcome,
-            reason,
-        ));
-        if decision == Decision::Reject(RejectReason::TooManyFailures) {
-            rows.push(audit::row(
-                now,
-                "lock",
-                Some(username),
-                source,
-                Outcome::Ok,
-                Some("too_many_failures"),
-            ));
-        }
+        let (decision, verdict) = decide(app, tx, username, input, now)?;
+        let rows = decision_rows(now, username, source, decision, verdict);
         for row in &rows {
             audit_store::insert(tx, row)?;
         }
@@ -149,24 +126,28 @@ pub fn check_code(
 }
 
 /// The decision itself, inside the caller's transaction.
+/// The answer, and the verdict on the code itself (they differ when this
+/// failure locked the user: the answer is then
+/// [`RejectReason::TooManyFailures`]).
 fn decide(
     app: &App,
     tx: &rusqlite::Connection,
     username: &str,
     input: &str,
     now: i64,
-) -> Result<Decision, StoreError> {
+) -> Result<(Decision, Decision), StoreError> {
+    let early = |r| Ok((Decision::Reject(r), Decision::Reject(r)));
     let Some(user) = users::by_name(tx, username)? else {
-        return Ok(Decision::Reject(RejectReason::UnknownUser));
+        return early(RejectReason::UnknownUser);
     };
     if !user.enabled {
-        return Ok(Decision::Reject(RejectReason::Disabled));
+        return early(RejectReason::Disabled);
     }
     if user.is_locked(now) {
-        return Ok(Decision::Reject(RejectReason::Locked));
+        return early(RejectReason::Locked);
     }
     let Some(device) = devices::by_user(tx, user.id)? else {
-        return Ok(Decision::Reject(RejectReason::NoDevice));
+        return early(RejectReason::NoDevice);
     };
     let verdict = match device.mode.as_str() {
         "strings" => check_strings(app, tx, &user, &device, input)?,
@@ -180,42 +161,58 @@ fn decide(
 }
 
 /// Clears the user's failure count after an Accept, or counts a failure
-/// (locking the user at `max_failures`, which turns the answer into
-/// [`RejectReason::TooManyFailures`]).
+/// and locks the user once `max_failures` is reached. Returns the answer
+/// ([`RejectReason::TooManyFailures`] when this failure locked the user) and
+/// the verdict it was given.
+///
+/// The count is not reset by a lock, only by a success or an admin unlock: once
+/// locked, every further failure locks again for twice as long as the last
+/// time (up to a day), so slow guessing does not get `max_failures` fresh
+/// tries after each lock.
 fn count(
     app: &App,
     tx: &rusqlite::Connection,
     user_id: i64,
     verdict: Decision,
     now: i64,
-) -> Result<Decision, StoreError> {
+) -> Result<(Decision, Decision), StoreError> {
     match verdict {
         Decision::Accept => users::reset_failures(tx, user_id)?,
         Decision::Reject(reason) if reason.counts_as_failure() => {
             let policy = &app.config.policy;
-            let until = match policy.lockout.as_secs() {
-                0 => users::LOCKED_UNTIL_UNLOCKED,
-                secs => now.saturating_add(secs as i64),
-            };
-            if users::record_failure(tx, user_id, policy.max_failures, until)? {
-                return Ok(Decision::Reject(RejectReason::TooManyFailures));
+            let failures = users::record_failure(tx, user_id)?;
+            if failures >= policy.max_failures {
+                let until = match policy.lockout.as_secs() {
+                    0 => users::LOCKED_UNTIL_UNLOCKED,
+                    secs => {
+                        let doublings = (failures - policy.max_failures).min(16);
+                        let secs = secs.saturating_mul(1u64 << doublings).min(MAX_LOCKOUT_SECS);
+                        now.saturating_add(secs as i64)
+                    }
+                };
+                users::set_lock_by_id(tx, user_id, until)?;
+                return Ok((Decision::Reject(RejectReason::TooManyFailures), verdict));
             }
         }
         Decision::Reject(_) => {}
     }
-    Ok(verdict)
+    Ok((verdict, verdict))
 }
 
-/// Audit rows for an authentication decision (plus the lock it caused).
+/// Longest automatic lockout, in seconds (one day).
+pub const MAX_LOCKOUT_SECS: u64 = 24 * 3600;
+
+/// Audit rows for an authentication decision (plus the lock it caused);
+/// `verdict` is the verdict on the code, whose reason the auth row records.
 fn decision_rows(
     now: i64,
     username: &str,
     source: &Source,
     decision: Decision,
+    verdict: Decision,
 ) -> Vec<audit::AuditRow> {
-    let (outcome, reason) = match decision {
+    let (outcome, reason) = match verdict {
         Decision::Accept => (Outcome::Pass, None),
-        Decision::Reject(RejectReason::TooManyFailures) => (Outcome::Fail, Some("wrong_code")),
         Decision::Reject(r) => (Outcome::Fail, Some(r.code())),
     };
     let mut rows = vec![audit::row(

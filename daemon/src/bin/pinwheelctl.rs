@@ -141,9 +141,10 @@ enum UserCommand {
         /// `strings` or `oath`.
         #[arg(value_parser = ["strings", "oath"])]
         mode: String,
-        /// OATH: the user types PIN then code (`--require-pin true|false`; default: [oath] require_pin).
-        #[arg(long)]
-        require_pin: Option<bool>,
+        /// OATH: the user types PIN then code (`true`), the code alone (`false`), or as
+        /// `[oath] require_pin` says (`default`). Left out: unchanged.
+        #[arg(long, value_parser = ["true", "false", "default"])]
+        require_pin: Option<String>,
     },
 }
 
@@ -170,6 +171,20 @@ fn read_stdin_line() -> std::io::Result<String> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Text safe for a terminal: control characters are shown escaped, so a
+/// user name cannot forge table rows or send escape sequences.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// A `--pin` value: `-` reads it from standard input.
@@ -251,7 +266,7 @@ fn main() -> ExitCode {
         }) => AdminRequest::UserSetMode {
             name: name.clone(),
             mode: mode.clone(),
-            require_pin: *require_pin,
+            require_pin: require_pin.clone(),
         },
         Command::Token(TokenCommand::Resync { name, code1, code2 }) => AdminRequest::TokenResync {
             name: name.clone(),
@@ -438,11 +453,11 @@ fn print_result(command: &Command, result: &serde_json::Value) {
                 println!(
                     "{:<20} {:<15} {:<16} {:<38} {:<6} {}",
                     time.trim_end_matches('Z').replace('T', " "),
-                    r.event,
-                    r.username.as_deref().unwrap_or("-"),
-                    r.source,
-                    r.result,
-                    r.reason.as_deref().unwrap_or("-")
+                    printable(&r.event),
+                    printable(r.username.as_deref().unwrap_or("-")),
+                    printable(&r.source),
+                    printable(&r.result),
+                    printable(r.reason.as_deref().unwrap_or("-"))
                 );
             }
             println!("{} record(s)", rows.len());

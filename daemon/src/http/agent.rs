@@ -126,11 +126,15 @@ pub async fn authenticate(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if req.username.is_empty() || req.username.len() > 256 || req.otc.len() > 256 {
+    if req.username.is_empty()
+        || req.username.len() > 256
+        || req.username.chars().any(char::is_control)
+        || req.otc.len() > 256
+    {
         return error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            "username must be 1 to 256 characters and otc at most 256",
+            "username must be 1 to 256 characters without control characters, and otc at most 256",
         );
     }
     let source = Source::Agent {

@@ -242,7 +242,10 @@ pub fn redeem(
     device_name: &str,
     source: &Source,
 ) -> Result<Provisioned, ProvisionError> {
-    if code.len() > MAX_INPUT_LEN || username.len() > MAX_INPUT_LEN {
+    if code.len() > MAX_INPUT_LEN
+        || username.len() > MAX_INPUT_LEN
+        || username.chars().any(char::is_control)
+    {
         return Err(ProvisionError::Failure);
     }
     let now = crate::unix_now();
@@ -256,6 +259,10 @@ pub fn redeem(
         .collect();
     let (outcome, row) = app.store.transaction(|tx| {
         let outcome = redeem_in(app, tx, username, &offered, &device_name, now)?;
+        // Attempts for unknown users come from anyone: their rows are budgeted.
+        if matches!(outcome, Err("unknown_user")) && !app.audit.allow_unauthenticated() {
+            return Ok::<_, StoreError>((outcome, None));
+        }
         let row = match &outcome {
             Ok(_) => audit::row(
                 now,
@@ -275,9 +282,11 @@ pub fn redeem(
             ),
         };
         audit_store::insert(tx, &row)?;
-        Ok::<_, StoreError>((outcome, row))
+        Ok::<_, StoreError>((outcome, Some(row)))
     })?;
-    app.audit.emit(&[row]);
+    if let Some(row) = row {
+        app.audit.emit(&[row]);
+    }
     match outcome {
         Ok(p) => {
             tracing::info!(user = ?username, device = %p.device_id, mode = p.mode, "device provisioned");

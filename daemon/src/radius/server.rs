@@ -410,6 +410,7 @@ async fn access_request(
     };
     let Some(user) = request.user_name().map(str::to_string) else {
         tracing::info!(nas = %client.name, source = %from, reason = "no_user_name", "Access-Reject");
+        audit_reject(server, client, from, None, "no_user_name").await;
         return Some((Code::AccessReject, Vec::new()));
     };
     let app = server.app.clone();
@@ -458,7 +459,11 @@ async fn access_request(
             })
             .await?
         }
-        (_, _, None) => Decision::Reject(auth::RejectReason::Malformed),
+        (_, _, None) => {
+            // CHAP, MS-CHAP or nothing: this server checks one-time codes by PAP only.
+            audit_reject(server, client, from, Some(&user), "no_user_password").await;
+            Decision::Reject(auth::RejectReason::Malformed)
+        }
     };
     match decision {
         Decision::Accept => {
@@ -470,6 +475,37 @@ async fn access_request(
             Some((Code::AccessReject, Vec::new()))
         }
     }
+}
+
+/// Writes the audit row of an Access-Reject decided here, before any code
+/// could be looked at.
+async fn audit_reject(
+    server: &Arc<Server>,
+    client: &ResolvedClient,
+    from: SocketAddr,
+    user: Option<&str>,
+    reason: &'static str,
+) {
+    let source = crate::audit::Source::Radius {
+        nas: client.name.clone(),
+        addr: from,
+    };
+    let row = crate::audit::row(
+        crate::unix_now(),
+        "auth",
+        user,
+        &source,
+        crate::audit::Outcome::Fail,
+        Some(reason),
+    );
+    let app = server.app.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = app.store.with(|c| crate::store::audit::insert(c, &row)) {
+            tracing::warn!("audit write failed: {e}");
+        }
+        app.audit.emit(&[row]);
+    })
+    .await;
 }
 
 /// Logs an Accounting-Request: user, session, status type (RFC 2866 §5).

@@ -218,27 +218,22 @@ pub fn set_require_pin(
     )
 }
 
-/// Counts one failed attempt; locks the user until `lock_until` once the
-/// count reaches `max_failures`. Returns true when this failure locked them.
-pub fn record_failure(
-    conn: &Connection,
-    user_id: i64,
-    max_failures: u32,
-    lock_until: i64,
-) -> Result<bool, StoreError> {
-    let failures: u32 = conn.query_row(
+/// Counts one failed attempt and returns the number in a row.
+pub fn record_failure(conn: &Connection, user_id: i64) -> Result<u32, StoreError> {
+    Ok(conn.query_row(
         "UPDATE users SET failures = failures + 1 WHERE id = ?1 RETURNING failures",
         params![user_id],
         |r| r.get(0),
+    )?)
+}
+
+/// Locks the user with this id until `until` (Unix seconds).
+pub fn set_lock_by_id(conn: &Connection, user_id: i64, until: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE users SET locked_until = ?2 WHERE id = ?1",
+        params![user_id, until],
     )?;
-    if failures >= max_failures {
-        conn.execute(
-            "UPDATE users SET locked_until = ?2, failures = 0 WHERE id = ?1",
-            params![user_id, lock_until],
-        )?;
-        return Ok(true);
-    }
-    Ok(false)
+    Ok(())
 }
 
 /// Clears the failure count after a success.
@@ -271,14 +266,16 @@ mod tests {
                 assert!(bob.enabled);
                 let names: Vec<_> = list(c)?.into_iter().map(|u| u.name).collect();
                 assert_eq!(names, ["alice", "bob"]);
-                assert!(!record_failure(c, bob.id, 3, 100)?);
-                assert!(!record_failure(c, bob.id, 3, 100)?);
-                assert!(record_failure(c, bob.id, 3, 100)?);
+                assert_eq!(record_failure(c, bob.id)?, 1);
+                assert_eq!(record_failure(c, bob.id)?, 2);
+                set_lock_by_id(c, bob.id, 100)?;
                 let locked = by_name(c, "bob")?.unwrap();
                 assert!(locked.is_locked(99) && !locked.is_locked(100));
-                assert_eq!(locked.failures, 0);
+                assert_eq!(locked.failures, 2);
                 set_lock(c, "bob", None)?;
-                assert!(!by_name(c, "bob")?.unwrap().is_locked(0));
+                let unlocked = by_name(c, "bob")?.unwrap();
+                assert!(!unlocked.is_locked(0));
+                assert_eq!(unlocked.failures, 0, "unlock clears the count");
                 set_enabled(c, "bob", false)?;
                 assert!(!by_name(c, "bob")?.unwrap().enabled);
                 assert!(matches!(
