@@ -19,7 +19,12 @@
 #
 # Knobs (defaults):
 #   USERS=100000        Pinwheel users (bench0..), each with a device and a PIN
-#   N_PROBE=30000       requests per probe run (both servers)
+#   N_PROBE=20000       requests per probe run (both servers); RUNS x (N_PROBE+50) must stay
+#                       under 65536: pinwheeld keeps every answer 30 s for retransmissions in a
+#                       cache of at most 65,536 and DROPS new requests while it is full
+#   CACHE_PAUSE=31      seconds to wait between Pinwheel specs, so that cache is empty again
+#   SUSTAINED=0         1 = also one long 32x1 run of SUSTAINED_N=100000 requests that shows
+#                       the cache limit (about 65,536 answers per 30 s) instead of hiding it
 #   RUNS=3              runs per spec; RESULT lines are medians
 #   PROBE_SPECS="1x1 32x1 64x1"  concurrency x client processes (both servers)
 #   SHM_DIAG=1          also run the Pinwheel pass with the state dir on /dev/shm
@@ -37,7 +42,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 USERS=${USERS:-100000}
-N_PROBE=${N_PROBE:-30000}
+N_PROBE=${N_PROBE:-20000}
+CACHE_PAUSE=${CACHE_PAUSE:-31}
+SUSTAINED=${SUSTAINED:-0}
+SUSTAINED_N=${SUSTAINED_N:-100000}
 RUNS=${RUNS:-3}
 PROBE_SPECS=${PROBE_SPECS:-"1x1 32x1 64x1"}
 SHM_DIAG=${SHM_DIAG:-1}
@@ -51,10 +59,11 @@ WARMUP=50
 SECRET=testing123
 OUT=${OUT:-$ROOT/target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
-for v in USERS N_PROBE RUNS FR_USERS; do
+for v in USERS N_PROBE RUNS FR_USERS CACHE_PAUSE SUSTAINED_N; do
     case "${!v}" in ''|*[!0-9]*) echo "$v must be a positive integer" >&2; exit 2 ;; esac
 done
 [ "$FR_USERS" -le 200000 ] || FR_USERS=200000
+REPLY_CACHE_MAX=65536   # daemon/src/radius/server.rs REPLY_CACHE_MAX (answers kept REPLY_CACHE_TTL = 30 s)
 
 if [ -z "${SHARED_BENCH:-}" ]; then
     for d in "$ROOT/../shared/bench" /work/shared/bench; do
@@ -108,7 +117,11 @@ blk=$(basename "$src")
 echo "# state_parent=$STATE_PARENT fs='$(findmnt -no SOURCE,FSTYPE,OPTIONS -T "$STATE_PARENT" 2>/dev/null | head -1)'" \
      "rotational=$(cat "/sys/block/$blk/queue/rotational" 2>/dev/null || echo ?)" \
      "write_cache='$(cat "/sys/block/$blk/queue/write_cache" 2>/dev/null || echo ?)'"
-echo "# USERS=$USERS N_PROBE=$N_PROBE RUNS=$RUNS PROBE_SPECS='$PROBE_SPECS' SHM_DIAG=$SHM_DIAG FREERADIUS=$FREERADIUS FR_USERS=$FR_USERS"
+echo "# USERS=$USERS N_PROBE=$N_PROBE RUNS=$RUNS PROBE_SPECS='$PROBE_SPECS' CACHE_PAUSE=$CACHE_PAUSE SHM_DIAG=$SHM_DIAG FREERADIUS=$FREERADIUS FR_USERS=$FR_USERS"
+if [ $(( RUNS * (N_PROBE + WARMUP) )) -ge $REPLY_CACHE_MAX ]; then
+    echo "# WARNING: RUNS x (N_PROBE + $WARMUP) >= $REPLY_CACHE_MAX: pinwheeld's reply cache fills within a spec and it"
+    echo "#          drops requests (lost=, 2 s probe timeouts): the Pinwheel rows then measure that limit"
+fi
 
 # ---------------------------------------------------------------- build
 step "cargo build --release --workspace"
@@ -201,10 +214,19 @@ EOF
         perf record -F 999 -g -p "$PWPID" -o "$OUT/pinwheeld.perf.data" > "$OUT/perf-record.log" 2>&1 &
         PERFPID=$!
     fi
-    local spec conc procs each count uf
-    for spec in $PROBE_SPECS; do
+    local spec conc procs each count uf first=1 n runs
+    local specs=$PROBE_SPECS
+    [ "$SUSTAINED" = 1 ] && specs="$specs sustained"
+    for spec in $specs; do
+        n=$N_PROBE; runs=$RUNS
+        if [ "$spec" = sustained ]; then spec=32x1; n=$SUSTAINED_N; runs=1; fi
+        if [ "$first" != 1 ] && [ "$CACHE_PAUSE" -gt 0 ]; then
+            echo "# waiting ${CACHE_PAUSE} s: pinwheeld's reply cache (answers kept 30 s, at most $REPLY_CACHE_MAX) empties"
+            sleep "$CACHE_PAUSE"
+        fi
+        first=0
         conc=${spec%x*}; procs=${spec#*x}
-        each=$(( (N_PROBE + procs - 1) / procs ))
+        each=$(( (n + procs - 1) / procs ))
         if [ "$procs" -gt 1 ]; then
             # radius_probe.py starts process i at line i*7919: give every slice its own lines.
             if [ $((each + WARMUP)) -gt 7919 ]; then
@@ -212,15 +234,17 @@ EOF
             fi
             count=$(( 7919 * (procs - 1) + each + WARMUP ))
         else
-            count=$(( N_PROBE + WARMUP ))
+            count=$(( n + WARMUP ))
         fi
         uf=$dir/codes-$spec.sh
         printf '#!/bin/sh\nexec "%s" codes --config "%s" --count %d\n' "$BENCH_BIN" "$cfg" "$count" > "$uf"
         chmod +x "$uf"
-        step "$label: radius_probe.py --concurrency $conc --procs $procs --n $N_PROBE --runs $RUNS --msg-auth"
-        timeout $(( RUNS * 200 + 60 )) python3 "$PROBE" 127.0.0.1 "$rport" "$SECRET" "$uf" --n "$N_PROBE" \
-            --concurrency "$conc" --procs "$procs" --runs "$RUNS" --server-pid "$PWPID" --msg-auth \
-            --max-seconds 180 --label "$label-probe" | tee -a "$OUT/results.txt" || echo "# probe exit status $? (not every request accepted?)"
+        local plabel=$label-probe
+        [ "$n" = "$N_PROBE" ] || plabel=$label-sustained-probe
+        step "$label: radius_probe.py --concurrency $conc --procs $procs --n $n --runs $runs --msg-auth"
+        timeout $(( runs * 200 + 60 )) python3 "$PROBE" 127.0.0.1 "$rport" "$SECRET" "$uf" --n "$n" \
+            --concurrency "$conc" --procs "$procs" --runs "$runs" --server-pid "$PWPID" --msg-auth \
+            --max-seconds 180 --label "$plabel" | tee -a "$OUT/results.txt" || echo "# probe exit status $? (not every request accepted)"
         echo "# after $spec: $(proc_mem "$PWPID")"
     done
     if [ -n "$PERFPID" ]; then
@@ -233,6 +257,8 @@ EOF
     mem=$(proc_mem "$PWPID")
     spent=$(grep -c 'Access-Accept' "$dir/pinwheeld.log" || true)
     echo "MEMORY label=$label users=$USERS $mem db_kB=$(du -k "$dir/state/pinwheel.db" | cut -f1) accepts_logged=$spent" | tee -a "$OUT/results.txt"
+    echo "# pinwheeld dropped $(grep -c 'reply cache full' "$dir/pinwheeld.log" || true) requests as 'reply cache full' (log lines, rate-limited to 10/s)"
+    cp "$dir/pinwheeld.log" "$OUT/$label-pinwheeld.log" 2>/dev/null || true
     step "$label: stop pinwheeld (SIGTERM to $PWPID)"
     stop_pid "$PWPID"; PWPID=""
     tail -1 "$dir/pinwheeld.log"
@@ -303,9 +329,9 @@ for r in rows:
 fr_label = "freeradius-totp-probe"
 print()
 print("Pinwheel (strings, Message-Authenticator, fresh code per request) vs FreeRADIUS 3.2 rlm_totp")
-hdr = "%-10s %-6s | %9s %9s %7s | %8s %8s %6s | %8s %8s %6s | %8s %8s %6s"
-print(hdr % ("server", "cxp", "pw rps", "fr rps", "ratio", "pw p50", "fr p50", "ratio",
-             "pw p99", "fr p99", "ratio", "pw cpu", "fr cpu", "ratio"))
+hdr = "%-10s %-6s | %9s %9s %7s | %8s %8s %6s | %8s %8s %6s | %8s %8s %6s | %7s"
+print(hdr % ("pinwheel", "cxp", "pw rps", "fr rps", "ratio", "pw p50", "fr p50", "ratio",
+             "pw p99", "fr p99", "ratio", "pw cpu", "fr cpu", "ratio", "pw lost"))
 for label in ("pinwheel-probe", "pinwheel-shm-probe"):
     for c, p in specs:
         pw, fr = find(label, c, p), find(fr_label, c, p)
@@ -316,8 +342,8 @@ for label in ("pinwheel-probe", "pinwheel-shm-probe"):
             b = num(fr, k) if fr else float("nan")
             return a, b, (a / b if b == b and b else float("nan"))
         rps, p50, p99, cpu = triple("rps"), triple("p50_ms"), triple("p99_ms"), triple("server_cpu_us_per_req")
-        print("%-10s %-6s | %9.0f %9.0f %7.2f | %8.3f %8.3f %6.2f | %8.3f %8.3f %6.2f | %8.1f %8.1f %6.2f" % (
-            "pw-shm" if "shm" in label else "pinwheel", "%sx%s" % (c, p), *rps, *p50, *p99, *cpu))
+        print("%-10s %-6s | %9.0f %9.0f %7.2f | %8.3f %8.3f %6.2f | %8.3f %8.3f %6.2f | %8.1f %8.1f %6.2f | %7s" % (
+            "/dev/shm" if "shm" in label else "disk", "%sx%s" % (c, p), *rps, *p50, *p99, *cpu, pw.get("lost", "?")))
 print("(rps: requests/s; p50/p99: ms; cpu: server CPU us per request; ratio = Pinwheel / FreeRADIUS)")
 pap, papm = find("freeradius-pap-probe", "32", "1"), find("freeradius-pap-msgauth-probe", "32", "1")
 if pap and papm:

@@ -391,6 +391,9 @@ pub struct RadiusClientConfig {
     /// carries the State and the one-time code.
     #[serde(default)]
     pub two_stage: bool,
+    /// What an Access-Accept carries: groups, Reply-Message, Session-Timeout.
+    #[serde(default)]
+    pub reply: ReplyOptions,
     /// Drop requests that carry Proxy-State but no Message-Authenticator
     /// (BlastRADIUS guidance for clients that cannot send it). Default true.
     #[serde(default = "default_true")]
@@ -605,6 +608,31 @@ impl Config {
                 }
                 _ => {}
             }
+            let reply = &client.reply;
+            if reply.groups == GroupsAttribute::Vsa
+                && (reply.vsa_vendor.is_none() || reply.vsa_type.is_none())
+            {
+                return Err((
+                    key("reply"),
+                    "groups = \"vsa\" needs vsa_vendor and vsa_type".into(),
+                ));
+            }
+            if reply
+                .reply_message
+                .as_ref()
+                .is_some_and(|m| m.is_empty() || m.len() > 253)
+            {
+                return Err((key("reply"), "reply_message must be 1 to 253 bytes".into()));
+            }
+            if reply
+                .session_timeout
+                .is_some_and(|t| t.as_secs() == 0 || t.as_secs() > u64::from(u32::MAX))
+            {
+                return Err((
+                    key("reply"),
+                    "session_timeout must be between 1s and 136 years".into(),
+                ));
+            }
             for (j, other) in self.radius.clients.iter().enumerate().take(i) {
                 if other.name == client.name {
                     return Err((
@@ -734,6 +762,7 @@ impl Config {
                 require_message_authenticator: c.require_message_authenticator,
                 limit_proxy_state: c.limit_proxy_state,
                 two_stage: c.two_stage,
+                reply: c.reply.clone(),
             });
         }
         Ok(out)
@@ -766,6 +795,43 @@ pub struct ResolvedClient {
     pub limit_proxy_state: bool,
     /// Whether logins take two stages (Access-Challenge).
     pub two_stage: bool,
+    /// What an Access-Accept carries.
+    pub reply: ReplyOptions,
+}
+
+/// How the user's groups go back to the NAS in an Access-Accept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupsAttribute {
+    /// Not at all.
+    #[default]
+    None,
+    /// One Class attribute `OU=g1;g2` (RFC 2865 §5.25).
+    Class,
+    /// One Filter-Id attribute per group (RFC 2865 §5.11).
+    FilterId,
+    /// One Vendor-Specific attribute per group (RFC 2865 §5.26), with
+    /// `vsa_vendor` and `vsa_type`.
+    Vsa,
+}
+
+/// `reply = { ... }` of a `[[radius.client]]`: what its Access-Accepts carry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplyOptions {
+    /// `"none"`, `"class"`, `"filter-id"` or `"vsa"`.
+    pub groups: GroupsAttribute,
+    /// Send only groups whose name contains this keyword (case-insensitive).
+    pub group_filter: Option<String>,
+    /// Vendor id (IANA enterprise number) for `groups = "vsa"`.
+    pub vsa_vendor: Option<u32>,
+    /// Vendor attribute type for `groups = "vsa"`.
+    pub vsa_type: Option<u8>,
+    /// A Reply-Message for every Access-Accept.
+    pub reply_message: Option<String>,
+    /// Session-Timeout for every Access-Accept, e.g. `"8h"`.
+    #[serde(default, with = "humantime_serde::option")]
+    pub session_timeout: Option<Duration>,
 }
 
 /// 1-based line number of byte `offset` in `text`.

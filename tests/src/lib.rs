@@ -450,6 +450,8 @@ pub struct Config {
     pub requests_per_hour: Option<u32>,
     /// `two_stage = true` on every RADIUS client.
     pub two_stage: bool,
+    /// Raw TOML lines added to every `[[radius.client]]` block.
+    pub client_extra: String,
     /// Raw TOML lines added inside the `[http]` table.
     pub http_extra: String,
     /// Raw TOML appended at the end of the file.
@@ -463,6 +465,7 @@ impl Default for Config {
             code_ttl: None,
             requests_per_hour: None,
             two_stage: false,
+            client_extra: String::new(),
             http_extra: String::new(),
             extra: String::new(),
         }
@@ -542,8 +545,8 @@ impl Layout {
             t.push_str(&format!("address = {}\n", toml_str(&c.address)));
             t.push_str(&format!("secret = {}\n", toml_str(&c.secret)));
             t.push_str(&format!(
-                "require_message_authenticator = {}\ntwo_stage = {}\n\n",
-                c.require_message_authenticator, cfg.two_stage
+                "require_message_authenticator = {}\ntwo_stage = {}\n{}\n\n",
+                c.require_message_authenticator, cfg.two_stage, cfg.client_extra
             ));
         }
         t.push_str("[provision]\n");

@@ -214,3 +214,52 @@ fn accounting_port_answers_and_logs() {
         "auth port still serving"
     );
 }
+
+#[test]
+fn access_accept_carries_the_configured_group_attributes() {
+    let d = Daemon::start(|c| {
+        c.client_extra = "reply = { groups = \"filter-id\", group_filter = \"vpn\", reply_message = \"Welcome\", session_timeout = \"8h\" }".into();
+    });
+    d.ctl_ok(&[
+        "user",
+        "add",
+        "alice",
+        "--email",
+        "a@example.test",
+        "--pin",
+        "2580",
+        "--group",
+        "vpn-staff",
+        "--group",
+        "payroll",
+    ]);
+    let phone = d.path("alice.json");
+    d.provision_device(&phone, "alice");
+    let show = d.ctl_ok(&["user", "show", "alice"]);
+    assert!(show.contains("vpn-staff, payroll"), "{show}");
+    let code = mobile_otc(&phone, "2580", Some(1));
+    let out = radclient_acct(
+        d.layout.radius_port,
+        "auth",
+        &format!(
+            "User-Name = \"alice\"\nUser-Password = \"{code}\"\nMessage-Authenticator = 0x00\n"
+        ),
+    );
+    assert!(out.contains("Received Access-Accept"), "{out}");
+    assert!(out.contains("Filter-Id = \"vpn-staff\""), "{out}");
+    assert!(!out.contains("payroll"), "filtered out: {out}");
+    assert!(out.contains("Reply-Message = \"Welcome\""), "{out}");
+    assert!(out.contains("Session-Timeout = 28800"), "{out}");
+    // A Reject carries none of them.
+    let out = radclient_acct(
+        d.layout.radius_port,
+        "auth",
+        &format!(
+            "User-Name = \"alice\"\nUser-Password = \"{code}\"\nMessage-Authenticator = 0x00\n"
+        ),
+    );
+    assert!(
+        out.contains("Received Access-Reject") && !out.contains("Filter-Id"),
+        "{out}"
+    );
+}

@@ -28,6 +28,16 @@ pub enum AdminRequest {
         phone: Option<String>,
         /// PIN (4 to 10 digits, per config); generated when absent.
         pin: Option<String>,
+        /// Groups, returned to NASes that ask for them.
+        #[serde(default)]
+        groups: Vec<String>,
+    },
+    /// Replace a user's groups.
+    UserSetGroups {
+        /// Login name.
+        name: String,
+        /// The groups (none clears them).
+        groups: Vec<String>,
     },
     /// List users.
     UserList,
@@ -128,6 +138,7 @@ impl std::fmt::Debug for AdminRequest {
             AdminRequest::UserSetPin { .. } => "user-set-pin",
             AdminRequest::UserSetMode { .. } => "user-set-mode",
             AdminRequest::UserSetPassword { .. } => "user-set-password",
+            AdminRequest::UserSetGroups { .. } => "user-set-groups",
             AdminRequest::TokenResync { .. } => "token-resync",
             AdminRequest::Audit { .. } => "audit",
             AdminRequest::Status => "status",
@@ -165,6 +176,9 @@ pub struct UserView {
     pub enabled: bool,
     /// Whether a PIN is set.
     pub has_pin: bool,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// What the next provisioning makes: `strings` or `oath`.
     #[serde(default)]
     pub mode: String,

@@ -159,7 +159,14 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
             email,
             phone,
             pin,
-        } => user_add(app, &name, email, phone, pin),
+            groups,
+        } => valid_groups(&groups).and_then(|()| user_add(app, &name, email, phone, pin, &groups)),
+        AdminRequest::UserSetGroups { name, groups } => valid_groups(&groups).and_then(|()| {
+            change(app, "set-groups", &name, |tx| {
+                users::set_groups(tx, &name, &groups)
+            })
+            .map(|()| serde_json::json!({"user": name, "groups": groups}))
+        }),
         AdminRequest::UserList => user_list(app),
         AdminRequest::UserShow { name } => user_show(app, &name),
         AdminRequest::UserDelete { name } => {
@@ -357,6 +364,22 @@ fn token_resync(
     Ok(serde_json::json!({"user": name, "next_counter": next}))
 }
 
+fn valid_groups(groups: &[String]) -> Result<(), String> {
+    for g in groups {
+        if g.is_empty()
+            || g.len() > 64
+            || g.contains(',')
+            || g.contains(';')
+            || g.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "bad group name {g:?}: 1 to 64 characters, no commas, semicolons or control characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn valid_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 253 {
         return Err("user name must be 1 to 253 bytes".into());
@@ -409,6 +432,7 @@ fn user_add(
     email: Option<String>,
     phone: Option<String>,
     pin: Option<String>,
+    groups: &[String],
 ) -> Result<serde_json::Value, String> {
     valid_name(name)?;
     let email = email
@@ -460,6 +484,7 @@ fn user_add(
                 other => other.to_string(),
             }
         })?;
+        users::set_groups(tx, name, groups)?;
         if generated {
             send_pin(app, name, &recipient, &pin).map_err(|e| {
                 format!("user {name} not added: the generated PIN could not be sent: {e}")
@@ -511,6 +536,7 @@ fn view(
         phone: user.phone,
         enabled: user.enabled,
         has_pin: user.pin_sealed.is_some(),
+        groups: users::groups(conn, user.id)?,
         mode: user.mode,
         require_pin: user.require_pin,
         failures: user.failures,

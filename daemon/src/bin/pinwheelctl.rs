@@ -80,6 +80,9 @@ enum UserCommand {
         /// Phone number (for SMS transports).
         #[arg(long)]
         phone: Option<String>,
+        /// A group (repeat for several); NASes configured for it get the groups in Access-Accepts.
+        #[arg(long = "group")]
+        groups: Vec<String>,
         /// PIN (4 to 10 digits), or `-` to read it from the first line of standard input
         /// (a PIN on the command line lands in shell history and is visible to other users
         /// in the process list). Leave it out to have one generated and sent to the user.
@@ -125,6 +128,13 @@ enum UserCommand {
         /// The new PIN, or `-` to read it from standard input.
         #[arg(long)]
         pin: Option<String>,
+    },
+    /// Replace the user's groups (comma-separated; empty clears them).
+    SetGroups {
+        /// Login name.
+        name: String,
+        /// Groups, e.g. `vpn-staff,admins`.
+        groups: String,
     },
     /// Set the user's directory password for two-stage RADIUS logins (read from standard input).
     SetPassword {
@@ -213,7 +223,9 @@ fn main() -> ExitCode {
             email,
             phone,
             pin,
+            groups,
         }) => AdminRequest::UserAdd {
+            groups: groups.clone(),
             name: name.clone(),
             email: email.clone(),
             phone: phone.clone(),
@@ -238,6 +250,15 @@ fn main() -> ExitCode {
                 Ok(p) => p,
                 Err(code) => return code,
             },
+        },
+        Command::User(UserCommand::SetGroups { name, groups }) => AdminRequest::UserSetGroups {
+            name: name.clone(),
+            groups: groups
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_string)
+                .collect(),
         },
         Command::User(UserCommand::SetPassword { name, clear }) => AdminRequest::UserSetPassword {
             name: name.clone(),
@@ -324,6 +345,14 @@ fn print_user(u: &UserView) {
     println!("phone:     {}", u.phone.as_deref().unwrap_or("-"));
     println!("enabled:   {}", if u.enabled { "yes" } else { "no" });
     println!("pin:       {}", if u.has_pin { "set" } else { "not set" });
+    println!(
+        "groups:    {}",
+        if u.groups.is_empty() {
+            "-".to_string()
+        } else {
+            u.groups.join(", ")
+        }
+    );
     println!("mode:      {}", u.mode);
     match u.require_pin {
         Some(r) => println!("require_pin: {r} (OATH logins)"),
@@ -429,6 +458,7 @@ fn print_result(command: &Command, result: &serde_json::Value) {
                 println!("require_pin = {r} applies to OATH logins from now on");
             }
         }
+        Command::User(UserCommand::SetGroups { name, .. }) => println!("groups of {name} set"),
         Command::User(UserCommand::SetPassword { name, clear }) => {
             if *clear {
                 println!("directory password of {name} removed");

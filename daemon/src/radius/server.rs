@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use super::codec::{self, attr, Code, Request};
 use crate::auth::{self, Decision};
-use crate::config::ResolvedClient;
+use crate::config::{GroupsAttribute, ReplyOptions, ResolvedClient};
 use crate::daemon::App;
 
 /// How long a reply is kept for retransmissions (RFC 5080 §2.2.2).
@@ -366,6 +366,79 @@ async fn answer(
     }
 }
 
+/// RADIUS attribute types used in Access-Accepts (RFC 2865 §5).
+mod reply_attr {
+    pub const FILTER_ID: u8 = 11;
+    pub const REPLY_MESSAGE: u8 = 18;
+    pub const CLASS: u8 = 25;
+    pub const VENDOR_SPECIFIC: u8 = 26;
+    pub const SESSION_TIMEOUT: u8 = 27;
+}
+
+/// The attributes of an Access-Accept for a client's `reply` options: the
+/// user's groups (those containing `group_filter`, if set) as one Class
+/// `OU=g1;g2`, one Filter-Id each, or one Vendor-Specific each; then
+/// Reply-Message and Session-Timeout (seconds) when configured. Values that
+/// would not fit an attribute (253 bytes) are left out.
+pub fn accept_attributes(reply: &ReplyOptions, groups: &[String]) -> Vec<(u8, Vec<u8>)> {
+    let filter = reply.group_filter.as_deref().map(str::to_lowercase);
+    let groups: Vec<&str> = groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| {
+            filter
+                .as_deref()
+                .is_none_or(|f| g.to_lowercase().contains(f))
+        })
+        .collect();
+    let mut out = Vec::new();
+    match reply.groups {
+        GroupsAttribute::None => {}
+        GroupsAttribute::Class if !groups.is_empty() => {
+            let mut value = String::from("OU=");
+            for (i, g) in groups.iter().enumerate() {
+                let extra = g.len() + usize::from(i > 0);
+                if value.len() + extra > 253 {
+                    tracing::warn!("groups beyond 253 bytes left out of Class");
+                    break;
+                }
+                if i > 0 {
+                    value.push(';');
+                }
+                value.push_str(g);
+            }
+            out.push((reply_attr::CLASS, value.into_bytes()));
+        }
+        GroupsAttribute::Class => {}
+        GroupsAttribute::FilterId => {
+            out.extend(
+                groups
+                    .iter()
+                    .map(|g| (reply_attr::FILTER_ID, g.as_bytes().to_vec())),
+            );
+        }
+        GroupsAttribute::Vsa => {
+            if let (Some(vendor), Some(kind)) = (reply.vsa_vendor, reply.vsa_type) {
+                for g in groups.iter().filter(|g| g.len() <= 247) {
+                    let mut value = vendor.to_be_bytes().to_vec();
+                    value.push(kind);
+                    value.push((g.len() + 2) as u8);
+                    value.extend_from_slice(g.as_bytes());
+                    out.push((reply_attr::VENDOR_SPECIFIC, value));
+                }
+            }
+        }
+    }
+    if let Some(message) = &reply.reply_message {
+        out.push((reply_attr::REPLY_MESSAGE, message.as_bytes().to_vec()));
+    }
+    if let Some(timeout) = reply.session_timeout {
+        let secs = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
+        out.push((reply_attr::SESSION_TIMEOUT, secs.to_be_bytes().to_vec()));
+    }
+    out
+}
+
 /// The Reply-Message of every Access-Challenge.
 pub const CHALLENGE_MESSAGE: &str = "One-Time Code";
 
@@ -468,7 +541,24 @@ async fn access_request(
     match decision {
         Decision::Accept => {
             tracing::info!(user = ?user, nas = %client.name, source = %from, "Access-Accept");
-            Some((Code::AccessAccept, Vec::new()))
+            let groups = if client.reply.groups == GroupsAttribute::None {
+                Vec::new()
+            } else {
+                let app = server.app.clone();
+                let name = user.clone();
+                decide_blocking(&user, move || {
+                    app.store
+                        .with(|c| match crate::store::users::by_name(c, &name)? {
+                            Some(u) => crate::store::users::groups(c, u.id),
+                            None => Ok(Vec::new()),
+                        })
+                })
+                .await?
+            };
+            Some((
+                Code::AccessAccept,
+                accept_attributes(&client.reply, &groups),
+            ))
         }
         Decision::Reject(r) => {
             tracing::info!(user = ?user, nas = %client.name, source = %from, reason = r.code(), "Access-Reject");
@@ -551,6 +641,7 @@ mod tests {
             require_message_authenticator: true,
             limit_proxy_state: true,
             two_stage: false,
+            reply: Default::default(),
         }
     }
 
@@ -569,6 +660,46 @@ mod tests {
         assert_eq!(pick("::ffff:10.1.2.3").as_deref(), Some("host"));
         assert_eq!(pick("2001:db8::1").as_deref(), Some("v6"));
         assert_eq!(pick("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn accept_attributes_carry_groups_as_configured() {
+        let groups: Vec<String> = ["vpn-staff", "admins", "VPN-ops"]
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
+        let mut reply = ReplyOptions {
+            groups: GroupsAttribute::Class,
+            ..ReplyOptions::default()
+        };
+        assert_eq!(
+            accept_attributes(&reply, &groups),
+            vec![(25, b"OU=vpn-staff;admins;VPN-ops".to_vec())]
+        );
+        reply.group_filter = Some("vpn".into());
+        assert_eq!(
+            accept_attributes(&reply, &groups),
+            vec![(25, b"OU=vpn-staff;VPN-ops".to_vec())]
+        );
+        reply.groups = GroupsAttribute::FilterId;
+        assert_eq!(
+            accept_attributes(&reply, &groups),
+            vec![(11, b"vpn-staff".to_vec()), (11, b"VPN-ops".to_vec())]
+        );
+        reply.groups = GroupsAttribute::Vsa;
+        reply.vsa_vendor = Some(9);
+        reply.vsa_type = Some(1);
+        reply.reply_message = Some("Welcome".into());
+        reply.session_timeout = Some(Duration::from_secs(3600));
+        let attrs = accept_attributes(&reply, &groups);
+        assert_eq!(
+            attrs[0],
+            (26, [&[0, 0, 0, 9, 1, 11][..], b"vpn-staff"].concat())
+        );
+        assert_eq!(attrs[2], (18, b"Welcome".to_vec()));
+        assert_eq!(attrs[3], (27, 3600u32.to_be_bytes().to_vec()));
+        reply.groups = GroupsAttribute::None;
+        assert_eq!(accept_attributes(&reply, &groups).len(), 2);
     }
 
     #[test]

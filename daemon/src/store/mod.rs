@@ -113,6 +113,8 @@ const MIGRATIONS: &[&str] = &[
         expires_at  INTEGER NOT NULL
     );
     CREATE INDEX challenges_expires ON challenges(expires_at);",
+    // 4: groups, returned to NASes in Access-Accepts.
+    "ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The database handle. One connection behind a mutex: SQLite serialises

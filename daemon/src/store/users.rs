@@ -204,6 +204,36 @@ pub fn password_hash(conn: &Connection, user_id: i64) -> Result<Option<String>, 
     )?)
 }
 
+/// The user's groups (stored as one comma-separated text).
+pub fn groups(conn: &Connection, user_id: i64) -> Result<Vec<String>, StoreError> {
+    let text: String = conn.query_row(
+        "SELECT groups FROM users WHERE id = ?1",
+        params![user_id],
+        |r| r.get(0),
+    )?;
+    Ok(split_groups(&text))
+}
+
+/// Replaces the user's groups. Errors: [`StoreError::NotFound`].
+pub fn set_groups(conn: &Connection, name: &str, groups: &[String]) -> Result<(), StoreError> {
+    let text = groups.join(",");
+    update_one(
+        conn,
+        name,
+        "UPDATE users SET groups = ?2 WHERE name = ?1",
+        &text,
+    )
+}
+
+/// Splits the stored comma-separated groups.
+pub fn split_groups(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Sets the per-user `require_pin` (None = follow the global setting).
 pub fn set_require_pin(
     conn: &Connection,
