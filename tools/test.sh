@@ -2,8 +2,9 @@
 # tools/test.sh - run every Pinwheel test on this machine.
 #
 # Installs the real peers the integration tests talk to (Debian's
-# freeradius-utils for radclient) without letting any package start a system
-# service, builds the whole workspace, then runs unit and integration tests.
+# freeradius-utils for radclient, python3-pyrad for a second, independent
+# RADIUS client) without letting any package start a system service, builds
+# the whole workspace, then runs unit and integration tests.
 # Needs: a Rust toolchain (cargo >= 1.85, e.g. from rustup), apt-get, and root
 # or sudo for the package install. Every server the tests start is private to
 # the test, on 127.0.0.1, on ports chosen at run time.
@@ -23,6 +24,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 install_packages() {
     local missing=()
     command -v radclient >/dev/null || missing+=(freeradius-utils)
+    # Debian's interpreter, where the package installs (not a pyenv or venv python3).
+    /usr/bin/python3 -c 'import pyrad' 2>/dev/null || missing+=(python3-pyrad)
     [ ${#missing[@]} -eq 0 ] && return 0
     step "installing ${missing[*]} (system services kept from starting)"
     local made_policy=0

@@ -163,3 +163,65 @@ fn strings_endpoint_refuses_oath_devices() {
     assert_eq!(r.status, 409, "{r:?}");
     assert_eq!(r.json()["error"], "NOT_STRINGS_MODE");
 }
+
+#[test]
+fn chap_works_for_oath_without_pin_and_is_refused_for_strings() {
+    let d = Daemon::start_default();
+    d.add_user("ivan", "5150");
+    d.ctl_ok(&["user", "set-mode", "ivan", "oath"]);
+    let key = provision_oath(&d, "ivan");
+    settle(8);
+    let code = oath::totp(key.secret.as_bytes(), now(), 30, key.params.algorithm, 6);
+    let chap = |user: &str, code: &str| {
+        let mut child = std::process::Command::new(pinwheel_tests::radclient())
+            .args([
+                "-x",
+                "-r",
+                "1",
+                "-t",
+                "3",
+                &format!("127.0.0.1:{}", d.layout.radius_port),
+                "auth",
+                pinwheel_tests::SECRET,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("User-Name = \"{user}\"\nCHAP-Password = \"{code}\"\nMessage-Authenticator = 0x00\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let out = chap("ivan", &code);
+    assert!(
+        out.contains("Received Access-Accept"),
+        "CHAP with the current TOTP: {out}"
+    );
+    let out = chap("ivan", &code);
+    assert!(
+        out.contains("Received Access-Reject"),
+        "same code again: {out}"
+    );
+    let wrong = if code.starts_with('0') { "1" } else { "0" }.to_string() + &code[1..];
+    assert!(chap("ivan", &wrong).contains("Received Access-Reject"));
+
+    d.add_user("judy", "2222");
+    let phone = d.path("judy.json");
+    d.provision_device(&phone, "judy");
+    let otc = pinwheel_tests::mobile_otc(&phone, "2222", Some(1));
+    assert!(
+        chap("judy", &otc).contains("Received Access-Reject"),
+        "strings cannot do CHAP"
+    );
+    let rows = d.ctl_ok(&["--json", "audit", "--user", "judy"]);
+    assert!(rows.contains("chap_not_supported"), "{rows}");
+    // The index was not spent: PAP still works.
+    assert_eq!(d.auth("judy", &otc), Accept);
+}

@@ -15,7 +15,7 @@
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use rand::RngCore;
 
-use super::{count, decision_rows, open_pin, Decision, RejectReason};
+use super::{count, decision_rows, open_pin, Credential, Decision, RejectReason};
 use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
 use crate::otc::{self, Alphabet, DeviceSeed};
@@ -231,15 +231,16 @@ fn first_leg(
     Ok(Ok((user.id, recipient, string.as_str().to_string())))
 }
 
-/// Second leg: `state` from the request's State attribute, `input` the code
-/// typed. The State is spent whatever the outcome.
+/// Second leg: `state` from the request's State attribute, `credential` the
+/// code typed (PAP) or a CHAP response over it. The State is spent whatever
+/// the outcome.
 ///
 /// Errors: store failures only.
 pub fn answer(
     app: &App,
     username: &str,
     state: &[u8],
-    input: &str,
+    credential: &Credential<'_>,
     client: &str,
     source: &Source,
 ) -> Result<Decision, StoreError> {
@@ -261,9 +262,7 @@ pub fn answer(
                             .key
                             .open(Purpose::ChallengeCode, &user.name, &c.otc_sealed)
                         {
-                            Ok(expected) if otc::ct_eq(&expected, input.as_bytes()) => {
-                                Decision::Accept
-                            }
+                            Ok(expected) if credential.proves(&expected) => Decision::Accept,
                             Ok(_) => Decision::Reject(RejectReason::WrongCode),
                             Err(_) => Decision::Reject(RejectReason::Internal),
                         }
@@ -318,11 +317,11 @@ mod tests {
         assert_eq!(state.len(), STATE_LEN);
         let code = code_for(&spool_string(dir.path()), "1234");
         assert_eq!(
-            answer(&app, "alice", &state, &code, "nas", &src).unwrap(),
+            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
             Decision::Accept
         );
         assert_eq!(
-            answer(&app, "alice", &state, &code, "nas", &src).unwrap(),
+            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
             Decision::Reject(RejectReason::BadState),
             "a State works once"
         );
@@ -348,14 +347,22 @@ mod tests {
         let code = code_for(&spool_string(dir.path()), "1234");
         let bad = Decision::Reject(RejectReason::BadState);
         assert_eq!(
-            answer(&app, "bob", &state, &code, "nas", &src).unwrap(),
+            answer(&app, "bob", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
             bad,
             "other user"
         );
         let state = leg("alice");
         let code = code_for(&spool_string(dir.path()), "1234");
         assert_eq!(
-            answer(&app, "alice", &state, &code, "other-nas", &src).unwrap(),
+            answer(
+                &app,
+                "alice",
+                &state,
+                &Credential::Pap(&code),
+                "other-nas",
+                &src
+            )
+            .unwrap(),
             bad,
             "other client"
         );
@@ -363,7 +370,7 @@ mod tests {
         let code = code_for(&spool_string(dir.path()), "1234");
         state[0] ^= 1;
         assert_eq!(
-            answer(&app, "alice", &state, &code, "nas", &src).unwrap(),
+            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
             bad,
             "flipped bit"
         );
@@ -371,12 +378,20 @@ mod tests {
         let code = code_for(&spool_string(dir.path()), "1234");
         std::thread::sleep(std::time::Duration::from_millis(2100));
         assert_eq!(
-            answer(&app, "alice", &state, &code, "nas", &src).unwrap(),
+            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
             bad,
             "expired"
         );
         assert_eq!(
-            answer(&app, "alice", b"0123456789abcdef", &code, "nas", &src).unwrap(),
+            answer(
+                &app,
+                "alice",
+                b"0123456789abcdef",
+                &Credential::Pap(&code),
+                "nas",
+                &src
+            )
+            .unwrap(),
             bad,
             "random printable State"
         );

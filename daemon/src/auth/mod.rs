@@ -59,8 +59,51 @@ pub enum RejectReason {
     BadState,
     /// Two-stage first leg: the security string could not be sent.
     NotDelivered,
+    /// CHAP (or another challenge-response method) where the expected code
+    /// is not known in clear: security strings, or OATH with a PIN.
+    ChapUnsupported,
     /// A stored value could not be opened (wrong master key or corrupted row).
     Internal,
+}
+
+/// What the user proved, as the request carried it.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// The code in clear (RADIUS PAP User-Password, the agent API).
+    Pap(&'a str),
+    /// RADIUS CHAP (RFC 2865 §5.3, RFC 1994): the response is
+    /// MD5(id || code || challenge).
+    Chap {
+        /// The CHAP identifier (first octet of CHAP-Password).
+        id: u8,
+        /// The 16-octet response.
+        response: [u8; 16],
+        /// CHAP-Challenge, or the Request Authenticator when absent.
+        challenge: &'a [u8],
+    },
+}
+
+impl Credential<'_> {
+    /// Whether this credential proves knowledge of `expected`, compared in
+    /// constant time.
+    pub fn proves(&self, expected: &[u8]) -> bool {
+        match self {
+            Credential::Pap(input) => otc::ct_eq(expected, input.as_bytes()),
+            Credential::Chap {
+                id,
+                response,
+                challenge,
+            } => {
+                use md5::{Digest, Md5};
+                let digest = Md5::new()
+                    .chain_update([*id])
+                    .chain_update(expected)
+                    .chain_update(challenge)
+                    .finalize();
+                otc::ct_eq(&digest, response)
+            }
+        }
+    }
 }
 
 impl RejectReason {
@@ -80,6 +123,7 @@ impl RejectReason {
             RejectReason::WrongPassword => "wrong_password",
             RejectReason::BadState => "bad_state",
             RejectReason::NotDelivered => "not_delivered",
+            RejectReason::ChapUnsupported => "chap_not_supported",
             RejectReason::Internal => "internal_error",
         }
     }
@@ -112,9 +156,23 @@ pub fn check_code(
     input: &str,
     source: &Source,
 ) -> Result<Decision, StoreError> {
+    check_credential(app, username, &Credential::Pap(input), source)
+}
+
+/// [`check_code`] for any [`Credential`]: PAP as there; CHAP for OATH
+/// tokens without a PIN (every code of the window is tried against the
+/// response), rejected with [`RejectReason::ChapUnsupported`] otherwise.
+///
+/// Errors: only store failures.
+pub fn check_credential(
+    app: &App,
+    username: &str,
+    credential: &Credential<'_>,
+    source: &Source,
+) -> Result<Decision, StoreError> {
     let now = crate::unix_now();
     let (decision, rows) = app.store.transaction(|tx| {
-        let (decision, verdict) = decide(app, tx, username, input, now)?;
+        let (decision, verdict) = decide(app, tx, username, credential, now)?;
         let rows = decision_rows(now, username, source, decision, verdict);
         for row in &rows {
             audit_store::insert(tx, row)?;
@@ -133,7 +191,7 @@ fn decide(
     app: &App,
     tx: &rusqlite::Connection,
     username: &str,
-    input: &str,
+    credential: &Credential<'_>,
     now: i64,
 ) -> Result<(Decision, Decision), StoreError> {
     let early = |r| Ok((Decision::Reject(r), Decision::Reject(r)));
@@ -149,10 +207,14 @@ fn decide(
     let Some(device) = devices::by_user(tx, user.id)? else {
         return early(RejectReason::NoDevice);
     };
-    let verdict = match device.mode.as_str() {
-        "strings" => check_strings(app, tx, &user, &device, input)?,
-        "oath" => check_oath(app, tx, &user, &device, input, now)?,
-        other => {
+    let verdict = match (device.mode.as_str(), credential) {
+        ("strings", Credential::Pap(input)) => check_strings(app, tx, &user, &device, input)?,
+        ("oath", Credential::Pap(input)) => check_oath(app, tx, &user, &device, input, now)?,
+        ("oath", chap @ Credential::Chap { .. }) => {
+            check_oath_chap(app, tx, &user, &device, chap, now)?
+        }
+        ("strings", Credential::Chap { .. }) => Decision::Reject(RejectReason::ChapUnsupported),
+        (other, _) => {
             tracing::error!(user = ?user.name, mode = other, "device has an unknown mode");
             Decision::Reject(RejectReason::Internal)
         }
@@ -334,6 +396,62 @@ fn check_oath(
         oath::OathVerdict::Wrong => Decision::Reject(RejectReason::WrongCode),
         oath::OathVerdict::Malformed => Decision::Reject(RejectReason::Malformed),
     })
+}
+
+/// CHAP against an OATH token without a PIN: the codes the window allows
+/// (TOTP: one step either side, never at or before the last accepted step;
+/// HOTP: the look-ahead) are each tried against the response.
+fn check_oath_chap(
+    app: &App,
+    tx: &rusqlite::Connection,
+    user: &users::UserRow,
+    device: &devices::DeviceRow,
+    credential: &Credential<'_>,
+    now: i64,
+) -> Result<Decision, StoreError> {
+    if user.require_pin.unwrap_or(app.config.oath.require_pin) {
+        return Ok(Decision::Reject(RejectReason::ChapUnsupported));
+    }
+    let (Some(state), Some((params, secret))) =
+        (device.oath.as_ref(), open_oath(app, user, device))
+    else {
+        return Ok(Decision::Reject(RejectReason::Internal));
+    };
+    let candidates: Vec<u64> = match params.kind {
+        oath::OathKind::Totp { period } => {
+            let step = oath::totp_step(u64::try_from(now).unwrap_or(0), period);
+            // Highest first: the newest matching step is the one accepted.
+            [step.saturating_add(1), step, step.saturating_sub(1)]
+                .into_iter()
+                .filter(|s| state.last_step.is_none_or(|last| *s > last))
+                .collect()
+        }
+        oath::OathKind::Hotp => (0..=app.config.oath.hotp_look_ahead)
+            .map(|i| state.counter.saturating_add(i))
+            .collect(),
+    };
+    // Compare every candidate, then pick: no early exit.
+    let matched: Vec<u64> = candidates
+        .iter()
+        .copied()
+        .filter(|c| {
+            let code =
+                zeroize::Zeroizing::new(oath::hotp(&secret, *c, params.algorithm, params.digits));
+            credential.proves(code.as_bytes())
+        })
+        .collect();
+    let Some(&step) = matched.first() else {
+        return Ok(Decision::Reject(RejectReason::WrongCode));
+    };
+    match params.kind {
+        oath::OathKind::Totp { .. } => {
+            devices::set_oath_progress(tx, &device.id, state.counter, Some(step))?
+        }
+        oath::OathKind::Hotp => {
+            devices::set_oath_progress(tx, &device.id, step.saturating_add(1), state.last_step)?
+        }
+    }
+    Ok(Decision::Accept)
 }
 
 fn check_strings(

@@ -42,6 +42,7 @@ pub fn error_code(reason: RejectReason) -> &'static str {
         | RejectReason::WrongPassword
         | RejectReason::BadState
         | RejectReason::NotDelivered
+        | RejectReason::ChapUnsupported
         | RejectReason::Internal => "AGENT_ERROR_BAD_OTC",
     }
 }

@@ -1475,4 +1475,532 @@ mod tests {
             prop_assert_eq!(req.user_password(&secret).unwrap(), Some(password));
         }
     }
+
+    // ---------------------------------------------------------------------------------
+    // Fuzz corpus replay: the check of fuzz/fuzz_targets/radius_decode.rs, run as a
+    // normal test over every seed in fuzz/corpus/radius_decode/ (keep the two in step).
+    // ---------------------------------------------------------------------------------
+
+    /// The fuzz target's fixed shared secret, which signs every seed.
+    const FUZZ_SECRET: &[u8] = RFC_SECRET;
+
+    /// Seeds written by fuzz/make_corpus.py that must decode and round-trip.
+    const FUZZ_GOOD_SEEDS: [&str; 8] = [
+        "rfc2865-7.1-access-request",
+        "rfc5997-6.1-status-server",
+        "accounting-request",
+        "accounting-request-with-ma",
+        "access-request-proxy-state",
+        "access-request-ma-last",
+        "access-request-ma-middle",
+        "access-request-empty-proxy-state",
+    ];
+
+    /// Seeds written by fuzz/make_corpus.py that must be refused.
+    const FUZZ_BAD_SEEDS: [&str; 5] = [
+        "truncated-header",
+        "truncated-datagram",
+        "length-cuts-attribute",
+        "attribute-length-zero",
+        "lone-type-octet",
+    ];
+
+    /// Decode `bytes` as a request; if it decodes, answer it with its own attributes
+    /// (all but Message-Authenticator, Proxy-State and empty values) and decode the
+    /// answer, which must hold Message-Authenticator first, then exactly what was
+    /// encoded, then the request's Proxy-States in order. Returns whether it decoded.
+    fn fuzz_round_trip(bytes: &[u8]) -> bool {
+        let Ok(request) = decode_request(bytes, FUZZ_SECRET) else {
+            return false;
+        };
+        let _ = request.user_password(FUZZ_SECRET);
+        let _ = request.user_name();
+
+        assert!(request.code.is_request(), "decoded a {}", request.code);
+        let reply_code = match request.code {
+            Code::AccountingRequest => Code::AccountingResponse,
+            _ => Code::AccessAccept,
+        };
+        let carried: Vec<(u8, Vec<u8>)> = request
+            .attributes
+            .iter()
+            .filter(|(kind, value)| {
+                *kind != attr::MESSAGE_AUTHENTICATOR
+                    && *kind != attr::PROXY_STATE
+                    && !value.is_empty()
+            })
+            .cloned()
+            .collect();
+        let proxy_states: Vec<(u8, Vec<u8>)> = request
+            .proxy_states()
+            .map(|v| (attr::PROXY_STATE, v.to_vec()))
+            .collect();
+        let expected_len = HEADER_LEN
+            + 2
+            + AUTHENTICATOR_LEN
+            + carried
+                .iter()
+                .chain(&proxy_states)
+                .map(|(_, v)| 2 + v.len())
+                .sum::<usize>();
+
+        let reply = match encode_reply(reply_code, &request, &carried, FUZZ_SECRET) {
+            Ok(reply) => reply,
+            Err(e) => {
+                assert!(
+                    e == CodecError::TooLong && expected_len > MAX_PACKET_LEN,
+                    "encode_reply failed ({e}) for a {expected_len}-byte reply"
+                );
+                return true;
+            }
+        };
+        assert_eq!(reply.len(), expected_len, "reply length");
+        let decoded = decode_reply(&reply, &request.authenticator, FUZZ_SECRET).unwrap();
+        assert_eq!(decoded.code, reply_code);
+        assert_eq!(decoded.identifier, request.identifier);
+        assert!(decoded.has_message_authenticator);
+        assert_eq!(
+            decoded.attributes[0].0,
+            attr::MESSAGE_AUTHENTICATOR,
+            "MA first"
+        );
+        let expected: Vec<(u8, Vec<u8>)> = carried.into_iter().chain(proxy_states).collect();
+        assert_eq!(&decoded.attributes[1..], expected.as_slice());
+        true
+    }
+
+    #[test]
+    fn fuzz_corpus_replays_round_trip() {
+        let dir = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/corpus/radius_decode"
+        ));
+        let listing = std::fs::read_dir(dir);
+        assert!(
+            listing.is_ok(),
+            "cannot read {}: {listing:?}",
+            dir.display()
+        );
+        let mut files: Vec<std::path::PathBuf> = listing
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_file())
+            .collect();
+        files.sort();
+        assert!(
+            !files.is_empty(),
+            "no seed files in {}: run fuzz/make_corpus.py",
+            dir.display()
+        );
+        let mut decoded = std::collections::BTreeSet::new();
+        for path in &files {
+            // Shown only when a check below fails.
+            eprintln!("replaying {}", path.display());
+            let bytes = std::fs::read(path).unwrap();
+            if fuzz_round_trip(&bytes) {
+                decoded.insert(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        for seed in FUZZ_GOOD_SEEDS {
+            assert!(decoded.contains(seed), "seed {seed} missing or not decoded");
+        }
+        for seed in FUZZ_BAD_SEEDS {
+            assert!(dir.join(seed).is_file(), "seed {seed} missing");
+            assert!(!decoded.contains(seed), "malformed seed {seed} decoded");
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Field cases
+    // ---------------------------------------------------------------------------------
+
+    /// RFC 2865 §5.2 hiding, done here independently of the codec (and of radius-rs):
+    /// `plain` is padded with NULs to a multiple of 16 (an empty one to 16 NULs).
+    fn hide_independently(plain: &[u8], secret: &[u8], auth: &[u8; 16]) -> Vec<u8> {
+        let mut padded = plain.to_vec();
+        padded.resize(plain.len().div_ceil(16).max(1) * 16, 0);
+        let mut out = Vec::with_capacity(padded.len());
+        let mut previous = auth.to_vec();
+        for block in padded.chunks(16) {
+            let pad = Md5::new()
+                .chain_update(secret)
+                .chain_update(&previous)
+                .finalize();
+            let hidden: Vec<u8> = block.iter().zip(pad.iter()).map(|(p, b)| p ^ b).collect();
+            out.extend_from_slice(&hidden);
+            previous = hidden;
+        }
+        out
+    }
+
+    /// Raw attribute bytes (Type, Length, Value).
+    fn raw_attribute(kind: u8, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind, (value.len() + 2) as u8];
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// A raw request of `code` whose attributes are `attributes` with a
+    /// Message-Authenticator inserted before the one at `ma_index` (at the end when
+    /// `ma_index == attributes.len()`), signed over exactly these bytes.
+    /// Returns the packet and the offset of the MA value.
+    fn signed_with_ma_at(
+        code: u8,
+        auth: [u8; 16],
+        attributes: &[Vec<u8>],
+        ma_index: usize,
+        secret: &[u8],
+    ) -> (Vec<u8>, usize) {
+        let mut body = Vec::new();
+        let mut ma_at = 0;
+        for (i, a) in attributes.iter().enumerate() {
+            if i == ma_index {
+                ma_at = HEADER_LEN + body.len() + 2;
+                body.extend(raw_attribute(attr::MESSAGE_AUTHENTICATOR, &[0; 16]));
+            }
+            body.extend_from_slice(a);
+        }
+        if ma_index == attributes.len() {
+            ma_at = HEADER_LEN + body.len() + 2;
+            body.extend(raw_attribute(attr::MESSAGE_AUTHENTICATOR, &[0; 16]));
+        }
+        let mut pkt = raw_packet(code, 0x33, auth, &body);
+        let ma = expected_ma(&pkt, ma_at, &auth, secret);
+        pkt[ma_at..ma_at + 16].copy_from_slice(&ma);
+        (pkt, ma_at)
+    }
+
+    #[test]
+    fn repeated_non_adjacent_attributes_verify_and_proxy_state_echoes_in_order() {
+        let secret = b"repeat-secret";
+        let auth = [0x5a; 16];
+        let attributes = [
+            raw_attribute(attr::PROXY_STATE, &[0x01]),
+            raw_attribute(attr::NAS_IDENTIFIER, b"nas-01"),
+            raw_attribute(attr::PROXY_STATE, &[0x02]),
+        ];
+        // Message-Authenticator LAST: it must be checked over the bytes as received,
+        // not over a re-encoding that would group the two Proxy-States.
+        let (pkt, ma_at) = signed_with_ma_at(1, auth, &attributes, 3, secret);
+        assert_eq!(ma_at, pkt.len() - 16);
+        let req = decode_request(&pkt, secret).unwrap();
+        assert!(req.has_message_authenticator);
+        let kinds: Vec<u8> = req.attributes.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, vec![33, 32, 33, 80]);
+        assert_eq!(
+            req.proxy_states().collect::<Vec<_>>(),
+            vec![&[0x01u8][..], &[0x02u8][..]]
+        );
+        assert_eq!(req.attribute(attr::NAS_IDENTIFIER), Some(&b"nas-01"[..]));
+
+        // The same attributes grouped by type do not verify with this MA.
+        let mut grouped = pkt.clone();
+        grouped[20..23].copy_from_slice(&[33, 3, 0x01]);
+        grouped[23..26].copy_from_slice(&[33, 3, 0x02]);
+        grouped[26..34].copy_from_slice(&raw_attribute(attr::NAS_IDENTIFIER, b"nas-01"));
+        assert_eq!(
+            decode_request(&grouped, secret).unwrap_err(),
+            CodecError::BadMessageAuthenticator
+        );
+        // Swapping the two Proxy-State values is caught too.
+        let mut swapped = pkt.clone();
+        swapped[22] = 0x02;
+        swapped[33] = 0x01;
+        assert_eq!(
+            decode_request(&swapped, secret).unwrap_err(),
+            CodecError::BadMessageAuthenticator
+        );
+
+        for code in [Code::AccessAccept, Code::AccessReject] {
+            let reply = encode_reply(
+                code,
+                &req,
+                &[(attr::REPLY_MESSAGE, b"bye".to_vec())],
+                secret,
+            )
+            .unwrap();
+            // Proxy-States close the reply, byte for byte and in order.
+            assert!(reply.ends_with(&[33, 3, 0x01, 33, 3, 0x02]));
+            let decoded = decode_reply(&reply, &req.authenticator, secret).unwrap();
+            let kinds: Vec<u8> = decoded.attributes.iter().map(|(k, _)| *k).collect();
+            assert_eq!(kinds, vec![80, 18, 33, 33]);
+            assert_eq!(
+                decoded.proxy_states().collect::<Vec<_>>(),
+                req.proxy_states().collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn message_authenticator_verifies_in_any_position() {
+        let secret = b"anywhere";
+        let auth: [u8; 16] = std::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ 0xa5);
+        let attributes = [
+            raw_attribute(attr::USER_NAME, b"alice"),
+            raw_attribute(
+                attr::USER_PASSWORD,
+                &hide_independently(b"746912", secret, &auth),
+            ),
+            raw_attribute(attr::NAS_IDENTIFIER, b"gw"),
+            raw_attribute(attr::PROXY_STATE, b"ps"),
+        ];
+        for code in [Code::AccessRequest, Code::StatusServer] {
+            for position in 0..=attributes.len() {
+                let (pkt, ma_at) =
+                    signed_with_ma_at(code.as_u8(), auth, &attributes, position, secret);
+                let req = decode_request(&pkt, secret).unwrap();
+                assert!(req.has_message_authenticator, "position {position}");
+                assert_eq!(req.attributes[position].0, attr::MESSAGE_AUTHENTICATOR);
+                assert_eq!(req.attributes[position].1, pkt[ma_at..ma_at + 16]);
+                assert_eq!(req.user_name(), Some("alice"));
+                assert_eq!(req.user_password(secret).unwrap(), Some(b"746912".to_vec()));
+                // Any changed octet, before or after the MA, or in the header, fails.
+                for flip in [4, 22, ma_at + 15, pkt.len() - 1] {
+                    let mut bad = pkt.clone();
+                    bad[flip] ^= 0x40;
+                    assert_eq!(
+                        decode_request(&bad, secret).unwrap_err(),
+                        CodecError::BadMessageAuthenticator,
+                        "position {position}, octet {flip}"
+                    );
+                }
+                assert_eq!(
+                    decode_request(&pkt, b"anywhere!").unwrap_err(),
+                    CodecError::BadMessageAuthenticator
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn user_password_boundary_lengths_strip_only_trailing_nuls() {
+        let secret = b"boundary";
+        for len in [15usize, 16, 17, 112, 128] {
+            // Embedded NULs and a non-NUL last octet: comes back exactly.
+            let mut password: Vec<u8> = (0..len)
+                .map(|i| if i % 5 == 2 { 0 } else { b'a' + (i % 26) as u8 })
+                .collect();
+            password[len - 1] = b'z';
+            password[len - 4] = b'y';
+            let bytes = encode_access_request(9, "u", &password, &[], secret, true).unwrap();
+            let req = decode_request(&bytes, secret).unwrap();
+            let hidden = req.attribute(attr::USER_PASSWORD).unwrap();
+            assert_eq!(hidden.len(), len.div_ceil(16) * 16, "len {len}");
+            assert_eq!(
+                hidden,
+                hide_independently(&password, secret, &req.authenticator).as_slice()
+            );
+            assert_eq!(
+                req.user_password(secret).unwrap(),
+                Some(password.clone()),
+                "len {len}"
+            );
+
+            // The same length ending in three NULs: only those three are stripped.
+            let mut trailing = password[..len - 3].to_vec();
+            trailing.extend_from_slice(&[0, 0, 0]);
+            let bytes = encode_access_request(9, "u", &trailing, &[], secret, true).unwrap();
+            let req = decode_request(&bytes, secret).unwrap();
+            assert_eq!(
+                req.user_password(secret).unwrap(),
+                Some(password[..len - 3].to_vec()),
+                "len {len} with trailing NULs"
+            );
+        }
+        for len in [129usize, 130, 144, 253] {
+            assert_eq!(
+                encode_access_request(1, "u", &vec![b'p'; len], &[], secret, true).unwrap_err(),
+                CodecError::PasswordTooLong { len }
+            );
+            // From the wire: a hidden value of more than 128 octets is refused.
+            let hidden = vec![0x41u8; len];
+            let pkt = raw_packet(1, 1, [2; 16], &raw_attribute(attr::USER_PASSWORD, &hidden));
+            let req = decode_request(&pkt, secret).unwrap();
+            assert_eq!(
+                req.user_password(secret).unwrap_err(),
+                CodecError::BadPassword,
+                "hidden len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_user_password_is_sixteen_hidden_nuls() {
+        let secret = b"empty";
+        // As the codec's client side hides it.
+        let bytes = encode_access_request(1, "u", b"", &[], secret, true).unwrap();
+        let req = decode_request(&bytes, secret).unwrap();
+        assert_eq!(
+            req.attribute(attr::USER_PASSWORD).unwrap(),
+            hide_independently(&[0; 16], secret, &req.authenticator).as_slice()
+        );
+        assert_eq!(req.user_password(secret).unwrap(), Some(Vec::new()));
+        // As another client would send it, built by hand.
+        let auth = [0x77; 16];
+        let mut body = raw_attribute(attr::USER_NAME, b"u");
+        body.extend(raw_attribute(
+            attr::USER_PASSWORD,
+            &hide_independently(&[0; 16], secret, &auth),
+        ));
+        let req = decode_request(&raw_packet(1, 2, auth, &body), secret).unwrap();
+        assert_eq!(req.user_password(secret).unwrap(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn user_password_attribute_of_length_two_is_an_error() {
+        let secret = b"short";
+        let mut body = raw_attribute(attr::USER_NAME, b"u");
+        body.extend_from_slice(&[attr::USER_PASSWORD, 2]);
+        let pkt = raw_packet(1, 3, [4; 16], &body);
+        // The framing is sound; the empty value is refused when unhidden.
+        let req = decode_request(&pkt, secret).unwrap();
+        assert_eq!(req.attribute(attr::USER_PASSWORD), Some(&[][..]));
+        assert_eq!(
+            req.user_password(secret).unwrap_err(),
+            CodecError::BadPassword
+        );
+    }
+
+    #[test]
+    fn user_name_with_invalid_utf8_is_none_without_error() {
+        let secret = b"utf8";
+        let auth = [6; 16];
+        let mut body = raw_attribute(attr::USER_NAME, &[b'a', 0xff, b'b']);
+        body.extend(raw_attribute(
+            attr::USER_PASSWORD,
+            &hide_independently(b"pw", secret, &auth),
+        ));
+        let (pkt, _) = signed_with_ma_at(
+            1,
+            auth,
+            &[body[..5].to_vec(), body[5..].to_vec()],
+            0,
+            secret,
+        );
+        let req = decode_request(&pkt, secret).unwrap();
+        assert_eq!(req.user_name(), None);
+        assert_eq!(
+            req.attribute(attr::USER_NAME),
+            Some(&[b'a', 0xff, b'b'][..])
+        );
+        assert_eq!(req.user_password(secret).unwrap(), Some(b"pw".to_vec()));
+        // An overlong encoding and a lone continuation byte are not UTF-8 either.
+        for name in [
+            &[0xc0u8, 0xaf][..],
+            &[0x80][..],
+            &[b'x', 0xed, 0xa0, 0x80][..],
+        ] {
+            let pkt = raw_packet(1, 4, auth, &raw_attribute(attr::USER_NAME, name));
+            assert_eq!(decode_request(&pkt, secret).unwrap().user_name(), None);
+        }
+    }
+
+    #[test]
+    fn packets_of_exactly_4096_octets_round_trip() {
+        let secret = b"full";
+        // Request: 20 + MA 18 + User-Name 3 + User-Password 18 + 15 * 255 + 212 = 4096.
+        let mut extra = vec![(attr::CLASS, vec![b'c'; 253]); 15];
+        extra.push((attr::NAS_IDENTIFIER, vec![b'n'; 210]));
+        let bytes = encode_access_request(1, "u", b"pw", &extra, secret, true).unwrap();
+        assert_eq!(bytes.len(), MAX_PACKET_LEN);
+        let req = decode_request(&bytes, secret).unwrap();
+        assert_eq!(&req.attributes[3..], extra.as_slice());
+        extra[15].1.push(b'n');
+        assert_eq!(
+            encode_access_request(1, "u", b"pw", &extra, secret, true).unwrap_err(),
+            CodecError::TooLong
+        );
+
+        // Reply: 20 + MA 18 + 15 * 255 + 233 = 4096.
+        let small = decode_request(
+            &encode_access_request(2, "u", b"pw", &[], secret, true).unwrap(),
+            secret,
+        )
+        .unwrap();
+        let mut attrs = vec![(attr::REPLY_MESSAGE, vec![b'r'; 253]); 15];
+        attrs.push((attr::CLASS, vec![b'c'; 231]));
+        let reply = encode_reply(Code::AccessAccept, &small, &attrs, secret).unwrap();
+        assert_eq!(reply.len(), MAX_PACKET_LEN);
+        let decoded = decode_reply(&reply, &small.authenticator, secret).unwrap();
+        assert_eq!(&decoded.attributes[1..], attrs.as_slice());
+        attrs[15].1.push(b'c');
+        assert_eq!(
+            encode_reply(Code::AccessAccept, &small, &attrs, secret).unwrap_err(),
+            CodecError::TooLong
+        );
+    }
+
+    /// Any attribute the caller may pass: type 1..=255 except Message-Authenticator
+    /// (80) and Proxy-State (33), which the codec places itself; value 1..=253 octets.
+    fn caller_attribute() -> impl Strategy<Value = (u8, Vec<u8>)> {
+        (
+            (1u8..=255).prop_filter("placed by the codec", |k| {
+                *k != attr::MESSAGE_AUTHENTICATOR && *k != attr::PROXY_STATE
+            }),
+            proptest::collection::vec(any::<u8>(), 1..=253),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn any_attribute_list_round_trips_request_and_reply(
+            list in proptest::collection::vec(caller_attribute(), 0..40),
+            proxy_states in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>(), 1..=253),
+                0..4,
+            ),
+            proxy_positions in proptest::collection::vec(any::<prop::sample::Index>(), 4),
+            password in proptest::collection::vec(1u8..=255, 0..=128),
+            identifier in any::<u8>(),
+            with_ma in any::<bool>(),
+            secret in proptest::collection::vec(any::<u8>(), 1..64),
+        ) {
+            // Keep the attributes that fit a 4096-octet request next to the header,
+            // Message-Authenticator, User-Name "u", User-Password and Proxy-States.
+            let hidden_len = password.len().div_ceil(16).max(1) * 16;
+            let proxy_len: usize = proxy_states.iter().map(|v| 2 + v.len()).sum();
+            let mut budget = MAX_PACKET_LEN - HEADER_LEN - 18 - 3 - (2 + hidden_len) - proxy_len;
+            let mut attrs = Vec::new();
+            for (kind, value) in list {
+                if 2 + value.len() > budget {
+                    break;
+                }
+                budget -= 2 + value.len();
+                attrs.push((kind, value));
+            }
+            // Proxy-States scattered among them, in their order.
+            let mut extra = attrs.clone();
+            let mut floor = 0;
+            for (value, at) in proxy_states.iter().zip(&proxy_positions) {
+                let index = floor + at.index(extra.len() - floor + 1);
+                extra.insert(index, (attr::PROXY_STATE, value.clone()));
+                floor = index + 1;
+            }
+
+            let bytes =
+                encode_access_request(identifier, "u", &password, &extra, &secret, with_ma)
+                    .unwrap();
+            prop_assert!(bytes.len() <= MAX_PACKET_LEN);
+            let req = decode_request(&bytes, &secret).unwrap();
+            prop_assert_eq!(req.identifier, identifier);
+            prop_assert_eq!(req.has_message_authenticator, with_ma);
+            let skip = usize::from(with_ma);
+            prop_assert_eq!(&req.attributes[skip], &(attr::USER_NAME, b"u".to_vec()));
+            prop_assert_eq!(req.attributes[skip + 1].0, attr::USER_PASSWORD);
+            prop_assert_eq!(&req.attributes[skip + 2..], extra.as_slice());
+            prop_assert_eq!(req.user_password(&secret).unwrap(), Some(password));
+
+            let reply = encode_reply(Code::AccessAccept, &req, &attrs, &secret).unwrap();
+            let decoded = decode_reply(&reply, &req.authenticator, &secret).unwrap();
+            prop_assert_eq!(decoded.identifier, identifier);
+            prop_assert_eq!(decoded.attributes[0].0, attr::MESSAGE_AUTHENTICATOR);
+            let echoed: Vec<(u8, Vec<u8>)> = attrs
+                .into_iter()
+                .chain(proxy_states.into_iter().map(|v| (attr::PROXY_STATE, v)))
+                .collect();
+            prop_assert_eq!(&decoded.attributes[1..], echoed.as_slice());
+        }
+    }
 }

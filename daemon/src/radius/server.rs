@@ -439,6 +439,11 @@ pub fn accept_attributes(reply: &ReplyOptions, groups: &[String]) -> Vec<(u8, Ve
     out
 }
 
+/// CHAP-Password attribute (RFC 2865 §5.3).
+const CHAP_PASSWORD: u8 = 3;
+/// CHAP-Challenge attribute (RFC 2865 §5.40).
+const CHAP_CHALLENGE: u8 = 60;
+
 /// The Reply-Message of every Access-Challenge.
 pub const CHALLENGE_MESSAGE: &str = "One-Time Code";
 
@@ -493,8 +498,29 @@ async fn access_request(
     };
     let nas = client.name.clone();
     let state = request.attribute(attr::STATE).map(<[u8]>::to_vec);
-    let decision = match (client.two_stage, state, password) {
-        (true, None, password) => {
+    // CHAP-Password (RFC 2865 §5.3): identifier then 16-octet response; the
+    // challenge is CHAP-Challenge or else the Request Authenticator.
+    let chap = match request.attribute(CHAP_PASSWORD) {
+        Some(v) if v.len() == 17 => {
+            let mut response = [0u8; 16];
+            response.copy_from_slice(&v[1..]);
+            let challenge = request
+                .attribute(CHAP_CHALLENGE)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_else(|| request.authenticator.to_vec());
+            Some((v[0], response, challenge))
+        }
+        Some(_) => {
+            server.drop_packet(
+                from,
+                &format!("client {}: CHAP-Password is not 17 octets", client.name),
+            );
+            return None;
+        }
+        None => None,
+    };
+    let decision = match (client.two_stage, state, password, chap) {
+        (true, None, password, None) => {
             // First leg: directory password (or none) -> Access-Challenge.
             let password = password.unwrap_or_default();
             let name = user.clone();
@@ -516,15 +542,27 @@ async fn access_request(
                 auth::challenge::FirstLeg::Reject(r) => Decision::Reject(r),
             }
         }
-        (true, Some(state), Some(password)) => {
-            let input = String::from_utf8_lossy(&password).into_owned();
+        (true, Some(state), password, chap) if password.is_some() || chap.is_some() => {
             let name = user.clone();
             decide_blocking(&user, move || {
-                auth::challenge::answer(&app, &name, &state, &input, &nas, &source)
+                let input;
+                let credential = match (&password, &chap) {
+                    (Some(p), _) => {
+                        input = String::from_utf8_lossy(p).into_owned();
+                        auth::Credential::Pap(&input)
+                    }
+                    (None, Some((id, response, challenge))) => auth::Credential::Chap {
+                        id: *id,
+                        response: *response,
+                        challenge,
+                    },
+                    (None, None) => auth::Credential::Pap(""),
+                };
+                auth::challenge::answer(&app, &name, &state, &credential, &nas, &source)
             })
             .await?
         }
-        (false, _, Some(password)) => {
+        (false, _, Some(password), _) => {
             let input = String::from_utf8_lossy(&password).into_owned();
             let name = user.clone();
             decide_blocking(&user, move || {
@@ -532,8 +570,25 @@ async fn access_request(
             })
             .await?
         }
-        (_, _, None) => {
-            // CHAP, MS-CHAP or nothing: this server checks one-time codes by PAP only.
+        (false, _, None, Some((id, response, challenge))) => {
+            let name = user.clone();
+            decide_blocking(&user, move || {
+                let credential = auth::Credential::Chap {
+                    id,
+                    response,
+                    challenge: &challenge,
+                };
+                auth::check_credential(&app, &name, &credential, &source)
+            })
+            .await?
+        }
+        (true, None, _, Some(_)) => {
+            // A first leg carries the directory password by PAP, never CHAP.
+            audit_reject(server, client, from, Some(&user), "chap_not_supported").await;
+            Decision::Reject(auth::RejectReason::ChapUnsupported)
+        }
+        _ => {
+            // MS-CHAP or nothing: not a method this server checks.
             audit_reject(server, client, from, Some(&user), "no_user_password").await;
             Decision::Reject(auth::RejectReason::Malformed)
         }
