@@ -35,6 +35,9 @@
 #   SHARED_BENCH=       folder with radius_probe.py and freeradius_baseline.sh
 #                       (default: ../shared/bench beside the checkout, else /work/shared/bench)
 #   OUT=target/bench/DATE  where the full output, logs and RESULT lines are kept
+#   QUIET_PSI=10        before each measured spec wait (up to QUIET_MAX=180 s) until CPU pressure
+#                       (/proc/pressure/cpu "some" avg10, in %) is below this: another job on a
+#                       2-core machine moves every figure. 100 = do not wait
 #   PERF=0              1 = perf record pinwheeld during its 32-in-flight runs, print top symbols
 #   KEEP=0              1 = keep the Pinwheel temp dir
 set -euo pipefail
@@ -54,6 +57,8 @@ FR_MODES=${FR_MODES:-"totp pap"}
 FR_USERS=${FR_USERS:-$USERS}
 STATE_PARENT=${STATE_PARENT:-${TMPDIR:-/tmp}}
 PERF=${PERF:-0}
+QUIET_PSI=${QUIET_PSI:-10}
+QUIET_MAX=${QUIET_MAX:-180}
 KEEP=${KEEP:-0}
 WARMUP=50
 SECRET=testing123
@@ -76,8 +81,20 @@ PROBE="$SHARED_BENCH/radius_probe.py"
 mkdir -p "$OUT"
 exec > >(tee "$OUT/bench.log") 2>&1
 T0=$(date +%s)
-# Each step shows the load average: other work on the machine skews every figure.
-step() { printf '\n==> [%4ds] %s   (loadavg %s)\n' "$(( $(date +%s) - T0 ))" "$*" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
+# Each step shows the load average and CPU pressure: other work on the machine skews every figure.
+cpu_psi() { awk '/^some/ {sub("avg10=", "", $2); print $2}' /proc/pressure/cpu 2>/dev/null || echo 0; }
+step() { printf '\n==> [%4ds] %s   (loadavg %s, cpu psi %s%%)\n' "$(( $(date +%s) - T0 ))" "$*" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(cpu_psi)"; }
+wait_quiet() {   # waits until CPU pressure < QUIET_PSI %, at most QUIET_MAX s
+    [ -r /proc/pressure/cpu ] || return 0
+    local waited=0
+    while awk -v p="$(cpu_psi)" -v q="$QUIET_PSI" 'BEGIN {exit !(p >= q)}'; do
+        if [ "$waited" -ge "$QUIET_MAX" ]; then
+            echo "# WARNING: machine still busy after ${waited} s (cpu psi $(cpu_psi)%): measuring anyway"; return 0
+        fi
+        sleep 5; waited=$((waited + 5))
+    done
+    [ "$waited" = 0 ] || echo "# waited ${waited} s for other work on the machine to calm down (cpu psi $(cpu_psi)%)"
+}
 
 WORKDIRS=()
 PWPID=""
@@ -225,6 +242,7 @@ EOF
             sleep "$CACHE_PAUSE"
         fi
         first=0
+        wait_quiet
         conc=${spec%x*}; procs=${spec#*x}
         each=$(( (n + procs - 1) / procs ))
         if [ "$procs" -gt 1 ]; then
@@ -245,7 +263,7 @@ EOF
         timeout $(( runs * 200 + 60 )) python3 "$PROBE" 127.0.0.1 "$rport" "$SECRET" "$uf" --n "$n" \
             --concurrency "$conc" --procs "$procs" --runs "$runs" --server-pid "$PWPID" --msg-auth \
             --max-seconds 180 --label "$plabel" | tee -a "$OUT/results.txt" || echo "# probe exit status $? (not every request accepted)"
-        echo "# after $spec: $(proc_mem "$PWPID")"
+        echo "# after $spec: $(proc_mem "$PWPID") cpu_psi=$(cpu_psi)%"
     done
     if [ -n "$PERFPID" ]; then
         stop_pid "$PERFPID"; PERFPID=""
@@ -289,6 +307,7 @@ if [ "$FREERADIUS" = 1 ]; then
         done
     ) &
     POLLPID=$!
+    wait_quiet
     MODES="$FR_MODES" PROBE=1 PROBE_SPECS="$PROBE_SPECS" N_PROBE="$N_PROBE" RUNS="$RUNS" USERS="$FR_USERS" \
         N="$N_PROBE" N_SEQ=2000 PARALLEL=64 CLIENTS_LIST=1 MSGAUTH_CHECK=1 \
         timeout 1200 bash "$SHARED_BENCH/freeradius_baseline.sh" 2>&1 | tee "$OUT/freeradius.txt" \

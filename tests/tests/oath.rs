@@ -225,3 +225,112 @@ fn chap_works_for_oath_without_pin_and_is_refused_for_strings() {
     // The index was not spent: PAP still works.
     assert_eq!(d.auth("judy", &otc), Accept);
 }
+
+#[test]
+fn ms_chap_v2_works_for_oath_without_pin_and_returns_the_success_attribute() {
+    use pinwheel::radius::codec::{self, attr, Code};
+    use pinwheel::radius::mschap;
+    let d = Daemon::start_default();
+    d.add_user("kate", "6060");
+    d.ctl_ok(&["user", "set-mode", "kate", "oath"]);
+    let key = provision_oath(&d, "kate");
+    settle(8);
+    let code = oath::totp(key.secret.as_bytes(), now(), 30, key.params.algorithm, 6);
+    let authenticator_challenge = [7u8; 16];
+    let peer_challenge = [9u8; 16];
+    let send = |password: &str| {
+        let nt = mschap::generate_nt_response(
+            &authenticator_challenge,
+            &peer_challenge,
+            b"kate",
+            password,
+        );
+        let mut response = vec![0x42, 0];
+        response.extend_from_slice(&peer_challenge);
+        response.extend_from_slice(&[0u8; 8]);
+        response.extend_from_slice(&nt);
+        let extra = vec![
+            (
+                26,
+                mschap::vendor_specific(311, mschap::MS_CHAP_CHALLENGE, &authenticator_challenge)
+                    .unwrap(),
+            ),
+            (
+                26,
+                mschap::vendor_specific(311, mschap::MS_CHAP2_RESPONSE, &response).unwrap(),
+            ),
+        ];
+        // No User-Password: build the request by hand around the codec's encoder.
+        let packet = codec::encode_access_request(
+            3,
+            "kate",
+            b"",
+            &extra,
+            pinwheel_tests::SECRET.as_bytes(),
+            true,
+        )
+        .unwrap();
+        let packet = strip_user_password(&packet);
+        let auth = codec::request_authenticator(&packet).unwrap();
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        socket
+            .send_to(&packet, ("127.0.0.1", d.layout.radius_port))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = socket.recv(&mut buf).expect("an answer");
+        (
+            codec::decode_reply(&buf[..n], &auth, pinwheel_tests::SECRET.as_bytes()).unwrap(),
+            nt,
+        )
+    };
+    let (reply, nt) = send(&code);
+    assert_eq!(reply.code, Code::AccessAccept, "{}", d.log());
+    // MS-CHAP2-Success right after Message-Authenticator.
+    assert_eq!(reply.attributes[1].0, 26);
+    assert_eq!(reply.attributes[0].0, attr::MESSAGE_AUTHENTICATOR);
+    let expected = mschap::authenticator_response(
+        &code,
+        &nt,
+        &peer_challenge,
+        &authenticator_challenge,
+        b"kate",
+    );
+    let vsa = reply.attribute(26).expect("MS-CHAP2-Success");
+    let subs = mschap::parse_vendor_specific(vsa).unwrap();
+    assert_eq!(subs[0].0, 311);
+    assert_eq!(subs[0].1, mschap::MS_CHAP2_SUCCESS);
+    assert_eq!(subs[0].2, mschap::success_data(0x42, &expected));
+    let (reply, _) = send(&code);
+    assert_eq!(reply.code, Code::AccessReject, "the same code again");
+}
+
+/// Removes the User-Password attribute from an encoded Access-Request and
+/// re-signs it (Message-Authenticator first), so it carries only MS-CHAP.
+fn strip_user_password(packet: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut attrs = Vec::new();
+    let mut i = 20;
+    while i + 2 <= packet.len() {
+        let len = packet[i + 1] as usize;
+        if packet[i] != 2 {
+            attrs.extend_from_slice(&packet[i..i + len]);
+        }
+        i += len;
+    }
+    let mut out = packet[..20].to_vec();
+    out.extend_from_slice(&attrs);
+    let len = out.len() as u16;
+    out[2..4].copy_from_slice(&len.to_be_bytes());
+    // Message-Authenticator is the first attribute: zero it and recompute.
+    assert_eq!(out[20], 80);
+    out[22..38].fill(0);
+    let mut mac =
+        <Hmac<md5::Md5> as Mac>::new_from_slice(pinwheel_tests::SECRET.as_bytes()).unwrap();
+    mac.update(&out);
+    let sum = mac.finalize().into_bytes();
+    out[22..38].copy_from_slice(&sum);
+    out
+}

@@ -81,6 +81,18 @@ pub enum Credential<'a> {
         /// CHAP-Challenge, or the Request Authenticator when absent.
         challenge: &'a [u8],
     },
+    /// RADIUS MS-CHAPv2 (RFC 2759 in RFC 2548 attributes).
+    MsChapV2 {
+        /// User-Name as received (a `DOMAIN\` prefix is ignored).
+        username: &'a [u8],
+        /// MS-CHAP-Challenge (the authenticator challenge).
+        authenticator_challenge: [u8; 16],
+        /// The parsed MS-CHAP2-Response.
+        response: &'a crate::radius::mschap::MsChap2Response,
+        /// Set to the authenticator response (`S=...`) when the response
+        /// proves a code, for the MS-CHAP2-Success attribute.
+        success: &'a std::cell::RefCell<Option<String>>,
+    },
 }
 
 impl Credential<'_> {
@@ -101,6 +113,28 @@ impl Credential<'_> {
                     .chain_update(challenge)
                     .finalize();
                 otc::ct_eq(&digest, response)
+            }
+            Credential::MsChapV2 {
+                username,
+                authenticator_challenge,
+                response,
+                success,
+            } => {
+                use crate::radius::mschap;
+                let Ok(code) = std::str::from_utf8(expected) else {
+                    return false;
+                };
+                let ok = mschap::verify(authenticator_challenge, response, username, code);
+                if ok {
+                    *success.borrow_mut() = Some(mschap::authenticator_response(
+                        code,
+                        &response.nt_response,
+                        &response.peer_challenge,
+                        authenticator_challenge,
+                        username,
+                    ));
+                }
+                ok
             }
         }
     }
@@ -210,10 +244,10 @@ fn decide(
     let verdict = match (device.mode.as_str(), credential) {
         ("strings", Credential::Pap(input)) => check_strings(app, tx, &user, &device, input)?,
         ("oath", Credential::Pap(input)) => check_oath(app, tx, &user, &device, input, now)?,
-        ("oath", chap @ Credential::Chap { .. }) => {
-            check_oath_chap(app, tx, &user, &device, chap, now)?
+        ("oath", challenge_response) => {
+            check_oath_chap(app, tx, &user, &device, challenge_response, now)?
         }
-        ("strings", Credential::Chap { .. }) => Decision::Reject(RejectReason::ChapUnsupported),
+        ("strings", _) => Decision::Reject(RejectReason::ChapUnsupported),
         (other, _) => {
             tracing::error!(user = ?user.name, mode = other, "device has an unknown mode");
             Decision::Reject(RejectReason::Internal)

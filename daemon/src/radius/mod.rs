@@ -4,4 +4,5 @@
 //! [`crate::auth`].
 
 pub mod codec;
+pub mod mschap;
 pub mod server;

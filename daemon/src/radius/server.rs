@@ -19,6 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
 use super::codec::{self, attr, Code, Request};
+use super::mschap;
 use crate::auth::{self, Decision};
 use crate::config::{GroupsAttribute, ReplyOptions, ResolvedClient};
 use crate::daemon::App;
@@ -439,6 +440,89 @@ pub fn accept_attributes(reply: &ReplyOptions, groups: &[String]) -> Vec<(u8, Ve
     out
 }
 
+/// What an Access-Request offers as proof of the code.
+enum Proof {
+    /// User-Password (PAP), unhidden.
+    Pap(Vec<u8>),
+    /// CHAP-Password with its challenge.
+    Chap {
+        id: u8,
+        response: [u8; 16],
+        challenge: Vec<u8>,
+    },
+    /// MS-CHAP-Challenge and MS-CHAP2-Response (RFC 2548).
+    MsChapV2 {
+        challenge: [u8; 16],
+        response: mschap::MsChap2Response,
+    },
+    /// None of them.
+    Nothing,
+}
+
+/// Vendor-Specific attribute (RFC 2865 §5.26).
+const VENDOR_SPECIFIC: u8 = 26;
+
+/// Finds the proof an Access-Request carries. `Err` says why the request is
+/// malformed (it is then dropped).
+fn read_proof(request: &Request, password: Option<Vec<u8>>) -> Result<Proof, String> {
+    if let Some(p) = password {
+        return Ok(Proof::Pap(p));
+    }
+    // CHAP-Password (RFC 2865 §5.3): identifier then 16-octet response; the
+    // challenge is CHAP-Challenge or else the Request Authenticator.
+    if let Some(v) = request.attribute(CHAP_PASSWORD) {
+        let (Some((&id, rest)), 17) = (v.split_first(), v.len()) else {
+            return Err("CHAP-Password is not 17 octets".into());
+        };
+        let mut response = [0u8; 16];
+        response.copy_from_slice(rest);
+        let challenge = request
+            .attribute(CHAP_CHALLENGE)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_else(|| request.authenticator.to_vec());
+        return Ok(Proof::Chap {
+            id,
+            response,
+            challenge,
+        });
+    }
+    let mut challenge = None;
+    let mut response = None;
+    for (kind, value) in &request.attributes {
+        if *kind != VENDOR_SPECIFIC {
+            continue;
+        }
+        let Ok(subs) = mschap::parse_vendor_specific(value) else {
+            continue; // another vendor's format: not ours to judge
+        };
+        for (vendor, vendor_type, data) in subs {
+            match (vendor, vendor_type) {
+                (mschap::VENDOR_MICROSOFT, mschap::MS_CHAP_CHALLENGE) => {
+                    challenge = Some(
+                        <[u8; 16]>::try_from(data.as_slice())
+                            .map_err(|_| "MS-CHAP-Challenge is not 16 octets".to_string())?,
+                    );
+                }
+                (mschap::VENDOR_MICROSOFT, mschap::MS_CHAP2_RESPONSE) => {
+                    response = Some(
+                        mschap::parse_response(&data)
+                            .map_err(|e| format!("bad MS-CHAP2-Response: {e}"))?,
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(match (challenge, response) {
+        (Some(challenge), Some(response)) => Proof::MsChapV2 {
+            challenge,
+            response,
+        },
+        (None, Some(_)) => return Err("MS-CHAP2-Response without MS-CHAP-Challenge".into()),
+        _ => Proof::Nothing,
+    })
+}
+
 /// CHAP-Password attribute (RFC 2865 §5.3).
 const CHAP_PASSWORD: u8 = 3;
 /// CHAP-Challenge attribute (RFC 2865 §5.40).
@@ -498,31 +582,22 @@ async fn access_request(
     };
     let nas = client.name.clone();
     let state = request.attribute(attr::STATE).map(<[u8]>::to_vec);
-    // CHAP-Password (RFC 2865 §5.3): identifier then 16-octet response; the
-    // challenge is CHAP-Challenge or else the Request Authenticator.
-    let chap = match request.attribute(CHAP_PASSWORD) {
-        Some(v) if v.len() == 17 => {
-            let mut response = [0u8; 16];
-            response.copy_from_slice(&v[1..]);
-            let challenge = request
-                .attribute(CHAP_CHALLENGE)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_else(|| request.authenticator.to_vec());
-            Some((v[0], response, challenge))
-        }
-        Some(_) => {
-            server.drop_packet(
-                from,
-                &format!("client {}: CHAP-Password is not 17 octets", client.name),
-            );
+    let proof = match read_proof(request, password) {
+        Ok(p) => p,
+        Err(why) => {
+            server.drop_packet(from, &format!("client {}: {why}", client.name));
             return None;
         }
-        None => None,
     };
-    let decision = match (client.two_stage, state, password, chap) {
-        (true, None, password, None) => {
+    let mut ms_chap_success: Option<(u8, String)> = None;
+    let decision = match (client.two_stage, state, proof) {
+        (true, None, Proof::Pap(_) | Proof::Nothing) => {
             // First leg: directory password (or none) -> Access-Challenge.
-            let password = password.unwrap_or_default();
+            let password = request
+                .user_password(secret)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             let name = user.clone();
             let leg = decide_blocking(&user, move || {
                 auth::challenge::start(&app, &name, &password, &nas, &source)
@@ -542,55 +617,60 @@ async fn access_request(
                 auth::challenge::FirstLeg::Reject(r) => Decision::Reject(r),
             }
         }
-        (true, Some(state), password, chap) if password.is_some() || chap.is_some() => {
-            let name = user.clone();
-            decide_blocking(&user, move || {
-                let input;
-                let credential = match (&password, &chap) {
-                    (Some(p), _) => {
-                        input = String::from_utf8_lossy(p).into_owned();
-                        auth::Credential::Pap(&input)
-                    }
-                    (None, Some((id, response, challenge))) => auth::Credential::Chap {
-                        id: *id,
-                        response: *response,
-                        challenge,
-                    },
-                    (None, None) => auth::Credential::Pap(""),
-                };
-                auth::challenge::answer(&app, &name, &state, &credential, &nas, &source)
-            })
-            .await?
-        }
-        (false, _, Some(password), _) => {
-            let input = String::from_utf8_lossy(&password).into_owned();
-            let name = user.clone();
-            decide_blocking(&user, move || {
-                auth::check_code(&app, &name, &input, &source)
-            })
-            .await?
-        }
-        (false, _, None, Some((id, response, challenge))) => {
-            let name = user.clone();
-            decide_blocking(&user, move || {
-                let credential = auth::Credential::Chap {
-                    id,
-                    response,
-                    challenge: &challenge,
-                };
-                auth::check_credential(&app, &name, &credential, &source)
-            })
-            .await?
-        }
-        (true, None, _, Some(_)) => {
+        (true, None, _) => {
             // A first leg carries the directory password by PAP, never CHAP.
             audit_reject(server, client, from, Some(&user), "chap_not_supported").await;
             Decision::Reject(auth::RejectReason::ChapUnsupported)
         }
-        _ => {
-            // MS-CHAP or nothing: not a method this server checks.
+        (_, _, Proof::Nothing) => {
             audit_reject(server, client, from, Some(&user), "no_user_password").await;
             Decision::Reject(auth::RejectReason::Malformed)
+        }
+        (two_stage, state, proof) => {
+            let name = user.clone();
+            let ident = match &proof {
+                Proof::MsChapV2 { response, .. } => Some(response.ident),
+                _ => None,
+            };
+            let (decision, success) = decide_blocking(&user, move || {
+                let success = std::cell::RefCell::new(None);
+                let input;
+                let credential = match &proof {
+                    Proof::Pap(p) => {
+                        input = String::from_utf8_lossy(p).into_owned();
+                        auth::Credential::Pap(&input)
+                    }
+                    Proof::Chap {
+                        id,
+                        response,
+                        challenge,
+                    } => auth::Credential::Chap {
+                        id: *id,
+                        response: *response,
+                        challenge,
+                    },
+                    Proof::MsChapV2 {
+                        challenge,
+                        response,
+                    } => auth::Credential::MsChapV2 {
+                        username: name.as_bytes(),
+                        authenticator_challenge: *challenge,
+                        response,
+                        success: &success,
+                    },
+                    Proof::Nothing => auth::Credential::Pap(""),
+                };
+                let decision = match (two_stage, &state) {
+                    (true, Some(state)) => {
+                        auth::challenge::answer(&app, &name, state, &credential, &nas, &source)?
+                    }
+                    _ => auth::check_credential(&app, &name, &credential, &source)?,
+                };
+                Ok((decision, success.into_inner()))
+            })
+            .await?;
+            ms_chap_success = ident.zip(success);
+            decision
         }
     };
     match decision {
@@ -610,10 +690,19 @@ async fn access_request(
                 })
                 .await?
             };
-            Some((
-                Code::AccessAccept,
-                accept_attributes(&client.reply, &groups),
-            ))
+            let mut attributes = accept_attributes(&client.reply, &groups);
+            if let Some((ident, response)) = ms_chap_success {
+                let data = mschap::success_data(ident, &response);
+                match mschap::vendor_specific(
+                    mschap::VENDOR_MICROSOFT,
+                    mschap::MS_CHAP2_SUCCESS,
+                    &data,
+                ) {
+                    Ok(vsa) => attributes.insert(0, (VENDOR_SPECIFIC, vsa)),
+                    Err(e) => tracing::error!("MS-CHAP2-Success could not be encoded: {e}"),
+                }
+            }
+            Some((Code::AccessAccept, attributes))
         }
         Decision::Reject(r) => {
             tracing::info!(user = ?user, nas = %client.name, source = %from, reason = r.code(), "Access-Reject");
