@@ -173,31 +173,18 @@ fn chap_works_for_oath_without_pin_and_is_refused_for_strings() {
     settle(8);
     let code = oath::totp(key.secret.as_bytes(), now(), 30, key.params.algorithm, 6);
     let chap = |user: &str, code: &str| {
-        let mut child = std::process::Command::new(pinwheel_tests::radclient())
-            .args([
-                "-x",
-                "-r",
-                "1",
-                "-t",
-                "3",
-                &format!("127.0.0.1:{}", d.layout.radius_port),
-                "auth",
-                pinwheel_tests::SECRET,
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("User-Name = \"{user}\"\nCHAP-Password = \"{code}\"\nMessage-Authenticator = 0x00\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
+        let attrs = format!(
+            "User-Name = \"{user}\"\nCHAP-Password = \"{code}\"\nMessage-Authenticator = 0x00\n"
+        );
+        pinwheel_tests::radclient_output(
+            d.layout.radius_port,
+            "auth",
+            pinwheel_tests::SECRET,
+            &attrs,
+            3,
+            1,
+        )
+        .1
     };
     let out = chap("ivan", &code);
     assert!(

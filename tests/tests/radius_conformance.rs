@@ -5,13 +5,13 @@
 //! (BlastRADIUS), and the accounting port answers Accounting-Request and
 //! Status-Server with Accounting-Response.
 
-use std::io::Write;
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pinwheel::radius::codec::{self, attr, Code};
-use pinwheel_tests::{mobile_otc, radclient, Daemon, RadiusClient, RadiusOutcome::*, SECRET};
+use pinwheel_tests::{
+    mobile_otc, radclient_output, Daemon, RadiusClient, RadiusOutcome::*, SECRET,
+};
 
 /// Sends `packet` from `socket` and waits up to `wait` for one answer.
 fn exchange(socket: &UdpSocket, port: u16, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
@@ -147,34 +147,7 @@ fn proxy_state_without_message_authenticator_is_dropped_on_limited_clients() {
 }
 
 fn radclient_acct(port: u16, kind: &str, attrs: &str) -> String {
-    let mut child = Command::new(radclient())
-        .args([
-            "-x",
-            "-r",
-            "1",
-            "-t",
-            "3",
-            &format!("127.0.0.1:{port}"),
-            kind,
-            SECRET,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn radclient");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(attrs.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    radclient_output(port, kind, SECRET, attrs, 3, 1).1
 }
 
 #[test]

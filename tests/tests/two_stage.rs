@@ -9,38 +9,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use pinwheel::otc::{extract, Pin, SecurityString};
-use pinwheel_tests::{radclient, Daemon, RadiusClient, SECRET};
+use pinwheel_tests::{radclient_output, Daemon, RadiusClient, SECRET};
 
 /// Runs radclient with `attrs`; returns its whole output.
 fn radclient_raw(d: &Daemon, attrs: &str) -> String {
-    let mut child = Command::new(radclient())
-        .args([
-            "-x",
-            "-r",
-            "1",
-            "-t",
-            "3",
-            &format!("127.0.0.1:{}", d.layout.radius_port),
-            "auth",
-            SECRET,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn radclient");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(attrs.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    radclient_output(d.layout.radius_port, "auth", SECRET, attrs, 3, 1).1
 }
 
 /// The State (as radclient prints it, `0x...`) of an Access-Challenge.
