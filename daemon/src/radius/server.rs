@@ -54,18 +54,44 @@ enum CacheEntry {
     Answered(Instant, Arc<Vec<u8>>),
 }
 
+/// Answers kept for retransmissions. Bounded: answers older than the TTL
+/// go first, and beyond [`REPLY_CACHE_MAX`] the oldest answers are evicted
+/// early (a retransmission of an evicted request is then checked again,
+/// which rejects it: its code is spent). New requests are never refused
+/// because the cache is full.
 #[derive(Default)]
 struct ReplyCache {
     entries: HashMap<CacheKey, CacheEntry>,
+    /// Answered keys, oldest first, for eviction.
+    order: std::collections::VecDeque<(Instant, CacheKey)>,
 }
 
 impl ReplyCache {
-    fn prune(&mut self) {
+    /// Stores an answer and evicts expired or excess ones.
+    fn answered(&mut self, key: CacheKey, reply: Arc<Vec<u8>>) {
         let now = Instant::now();
-        self.entries.retain(|_, e| match e {
-            CacheEntry::InFlight => true,
-            CacheEntry::Answered(at, _) => now.duration_since(*at) < REPLY_CACHE_TTL,
-        });
+        self.entries.insert(key, CacheEntry::Answered(now, reply));
+        self.order.push_back((now, key));
+        self.evict(now);
+    }
+
+    fn evict(&mut self, now: Instant) {
+        while let Some(&(at, key)) = self.order.front() {
+            let expired = now.duration_since(at) >= REPLY_CACHE_TTL;
+            if !expired && self.order.len() <= REPLY_CACHE_MAX {
+                break;
+            }
+            self.order.pop_front();
+            // Remove only the answer this record is about (the key may have
+            // been answered again since).
+            if matches!(self.entries.get(&key), Some(CacheEntry::Answered(t, _)) if *t == at) {
+                self.entries.remove(&key);
+            }
+        }
+    }
+
+    fn prune(&mut self) {
+        self.evict(Instant::now());
     }
 }
 
@@ -263,7 +289,6 @@ async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAd
         New,
         Retransmission(Arc<Vec<u8>>),
         InFlight,
-        CacheFull,
     }
     let seen = {
         let mut cache = server.cache();
@@ -273,15 +298,9 @@ async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAd
             }
             Some(CacheEntry::InFlight) => Seen::InFlight,
             _ => {
-                if cache.entries.len() >= REPLY_CACHE_MAX {
-                    cache.prune();
-                }
-                if cache.entries.len() >= REPLY_CACHE_MAX {
-                    Seen::CacheFull
-                } else {
-                    cache.entries.insert(key, CacheEntry::InFlight);
-                    Seen::New
-                }
+                // In-flight entries are bounded by radius.max_in_flight.
+                cache.entries.insert(key, CacheEntry::InFlight);
+                Seen::New
             }
         }
     };
@@ -293,13 +312,6 @@ async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAd
             let _ = server.socket.send_to(&reply, from).await;
             return;
         }
-        Seen::CacheFull => {
-            server.drop_packet(
-                from,
-                "reply cache full; request dropped (the NAS will retry)",
-            );
-            return;
-        }
     }
     let reply = answer(server, client, &request, from).await;
     let to_send = {
@@ -307,9 +319,7 @@ async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAd
         match reply {
             Some(bytes) => {
                 let bytes = Arc::new(bytes);
-                cache
-                    .entries
-                    .insert(key, CacheEntry::Answered(Instant::now(), bytes.clone()));
+                cache.answered(key, bytes.clone());
                 Some(bytes)
             }
             None => {
@@ -844,6 +854,31 @@ mod tests {
         assert_eq!(attrs[3], (27, 3600u32.to_be_bytes().to_vec()));
         reply.groups = GroupsAttribute::None;
         assert_eq!(accept_attributes(&reply, &groups).len(), 2);
+    }
+
+    #[test]
+    fn reply_cache_is_bounded_and_never_refuses() {
+        let mut cache = ReplyCache::default();
+        let addr: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        for i in 0..(REPLY_CACHE_MAX + 10) {
+            let key = (addr, (i % 256) as u8, (i as u128).to_be_bytes());
+            cache.entries.insert(key, CacheEntry::InFlight);
+            cache.answered(key, Arc::new(vec![1]));
+        }
+        assert_eq!(cache.order.len(), REPLY_CACHE_MAX);
+        assert_eq!(cache.entries.len(), REPLY_CACHE_MAX);
+        // The newest answer is still there, the oldest evicted.
+        let newest = (
+            addr,
+            ((REPLY_CACHE_MAX + 9) % 256) as u8,
+            ((REPLY_CACHE_MAX + 9) as u128).to_be_bytes(),
+        );
+        assert!(matches!(
+            cache.entries.get(&newest),
+            Some(CacheEntry::Answered(..))
+        ));
+        let oldest = (addr, 0u8, 0u128.to_be_bytes());
+        assert!(!cache.entries.contains_key(&oldest));
     }
 
     #[test]

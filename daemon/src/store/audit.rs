@@ -26,10 +26,10 @@ pub struct AuditRow {
 
 /// Appends a row.
 pub fn insert(conn: &Connection, row: &AuditRow) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit(at, event, username, source, result, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![row.at, row.event, row.username, row.source, row.result, row.reason],
-    )?;
+    )?
+    .execute(params![row.at, row.event, row.username, row.source, row.result, row.reason])?;
     Ok(())
 }
 

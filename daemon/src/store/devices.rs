@@ -94,12 +94,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
 
 /// The user's device, if any.
 pub fn by_user(conn: &Connection, user_id: i64) -> Result<Option<DeviceRow>, StoreError> {
+    // Cached: this runs for every authentication.
     Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM devices WHERE user_id = ?1"),
-            params![user_id],
-            from_row,
-        )
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM devices WHERE user_id = ?1"))?
+        .query_row(params![user_id], from_row)
         .optional()?)
 }
 
@@ -153,10 +151,8 @@ pub fn replace(conn: &Connection, device: &DeviceRow, token_hash: &[u8]) -> Resu
 
 /// Records the spent indexes of the device's current batch.
 pub fn set_used(conn: &Connection, device_id: &str, used: UsedSet) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE devices SET used = ?2 WHERE id = ?1",
-        params![device_id, used.to_bytes().to_vec()],
-    )?;
+    conn.prepare_cached("UPDATE devices SET used = ?2 WHERE id = ?1")?
+        .execute(params![device_id, used.to_bytes().to_vec()])?;
     Ok(())
 }
 

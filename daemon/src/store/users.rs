@@ -102,12 +102,10 @@ pub fn insert(
 
 /// Looks a user up by name (exact, case-sensitive).
 pub fn by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, StoreError> {
+    // Cached: this runs for every authentication.
     Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE name = ?1"),
-            params![name],
-            from_row,
-        )
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE name = ?1"))?
+        .query_row(params![name], from_row)
         .optional()?)
 }
 
@@ -250,11 +248,11 @@ pub fn set_require_pin(
 
 /// Counts one failed attempt and returns the number in a row.
 pub fn record_failure(conn: &Connection, user_id: i64) -> Result<u32, StoreError> {
-    Ok(conn.query_row(
-        "UPDATE users SET failures = failures + 1 WHERE id = ?1 RETURNING failures",
-        params![user_id],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "UPDATE users SET failures = failures + 1 WHERE id = ?1 RETURNING failures",
+        )?
+        .query_row(params![user_id], |r| r.get(0))?)
 }
 
 /// Locks the user with this id until `until` (Unix seconds).
@@ -268,10 +266,8 @@ pub fn set_lock_by_id(conn: &Connection, user_id: i64, until: i64) -> Result<(),
 
 /// Clears the failure count after a success.
 pub fn reset_failures(conn: &Connection, user_id: i64) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE users SET failures = 0 WHERE id = ?1 AND failures != 0",
-        params![user_id],
-    )?;
+    conn.prepare_cached("UPDATE users SET failures = 0 WHERE id = ?1 AND failures != 0")?
+        .execute(params![user_id])?;
     Ok(())
 }
 
