@@ -246,7 +246,7 @@ pub fn answer(
 ) -> Result<Decision, StoreError> {
     let now = crate::unix_now();
     let state_hash = app.key.keyed_hash(Purpose::ChallengeState, state);
-    let (decision, rows) = app.store.transaction(|tx| {
+    let (decision, rows) = app.store.transaction_grouped(|tx| {
         let challenge = challenges::take(tx, &state_hash)?;
         let early = |r| (Decision::Reject(r), Decision::Reject(r));
         let (decision, verdict) = match users::by_name(tx, username)? {

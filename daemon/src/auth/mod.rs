@@ -205,7 +205,9 @@ pub fn check_credential(
     source: &Source,
 ) -> Result<Decision, StoreError> {
     let now = crate::unix_now();
-    let (decision, rows) = app.store.transaction(|tx| {
+    // Grouped: concurrent decisions share one commit (one fsync), each still
+    // made alone and in order, and none answered before its commit.
+    let (decision, rows) = app.store.transaction_grouped(|tx| {
         let (decision, verdict) = decide(app, tx, username, credential, now)?;
         let rows = decision_rows(now, username, source, decision, verdict);
         for row in &rows {

@@ -15,7 +15,8 @@ pub mod provision_codes;
 pub mod users;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -42,6 +43,9 @@ pub enum StoreError {
     /// A stored value could not be decoded (corrupted row).
     #[error("corrupted row: {0}")]
     Corrupt(String),
+    /// The group commit this decision belonged to failed: it did not take effect.
+    #[error("commit failed: {0}")]
+    GroupCommit(String),
 }
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -121,7 +125,55 @@ const MIGRATIONS: &[&str] = &[
 /// writers anyway, and holding the mutex across a read-check-write makes
 /// each decision atomic (two requests with the same code cannot both pass).
 pub struct Store {
-    conn: Mutex<Connection>,
+    inner: Mutex<Inner>,
+    /// Signalled when a group commit finishes.
+    committed: Condvar,
+    /// Callers waiting for the lock to run a grouped transaction: while any
+    /// wait, a finished job leaves the commit to them.
+    waiting: AtomicUsize,
+}
+
+/// The connection and the state of the open group transaction, if any.
+struct Inner {
+    conn: Connection,
+    /// A group transaction (BEGIN IMMEDIATE) is open and not yet committed.
+    open: bool,
+    /// Number of the open (or next) group.
+    group: u64,
+    /// Jobs run in the open group.
+    jobs: usize,
+    /// Highest group number committed (or failed).
+    done: u64,
+    /// Group commits so far.
+    commits: u64,
+    /// Recent groups whose COMMIT failed, and why (the last 256).
+    failed: Vec<(u64, String)>,
+}
+
+/// Most jobs in one group commit; the group commits when it has this many
+/// even if more callers wait.
+pub const MAX_GROUP_JOBS: usize = 128;
+
+impl Inner {
+    /// Commits the open group, if any, and records the outcome.
+    fn finish_group(&mut self) {
+        if !self.open {
+            return;
+        }
+        self.open = false;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            tracing::error!("group commit failed: {e}");
+            if self.failed.len() >= 256 {
+                self.failed.remove(0);
+            }
+            self.failed.push((self.group, e.to_string()));
+        }
+        self.commits += 1;
+        self.done = self.group;
+        self.group += 1;
+        self.jobs = 0;
+    }
 }
 
 impl Store {
@@ -162,15 +214,36 @@ impl Store {
         }
         tx.commit()?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            inner: Mutex::new(Inner {
+                conn,
+                open: false,
+                group: 1,
+                jobs: 0,
+                done: 0,
+                commits: 0,
+                failed: Vec::new(),
+            }),
+            committed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves SQLite consistent (an
-        // uncommitted transaction rolls back on drop), so a poisoned lock is
-        // safe to reuse.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        // uncommitted transaction rolls back), so a poisoned lock is safe to
+        // reuse.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock with no group transaction open: an open group is committed
+    /// first, so what follows sees and writes only committed state.
+    fn lock_alone(&self) -> MutexGuard<'_, Inner> {
+        let mut inner = self.lock();
+        if inner.open {
+            inner.finish_group();
+            self.committed.notify_all();
+        }
+        inner
     }
 
     /// Runs `f` with the connection (reads, single statements).
@@ -178,8 +251,8 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.lock();
-        f(&conn)
+        let inner = self.lock_alone();
+        f(&inner.conn)
     }
 
     /// Runs `f` inside an IMMEDIATE transaction and commits if it returns
@@ -192,13 +265,94 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let mut conn = self.lock();
-        let tx = conn
+        let mut inner = self.lock_alone();
+        let tx = inner
+            .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
         let out = f(&tx)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
+    }
+
+    /// Like [`Store::transaction`], but concurrent callers share one commit
+    /// (group commit): each `f` runs alone, in order, inside a savepoint of
+    /// one open transaction, so it sees every earlier job's writes (two
+    /// requests with one code still cannot both pass); the transaction is
+    /// committed (one fsync) when no other caller is waiting or
+    /// [`MAX_GROUP_JOBS`] have run; every caller returns only after the
+    /// commit of its group. An `Err` from `f` rolls back that job alone.
+    ///
+    /// Errors: `f`'s error; [`StoreError::Sqlite`] if the savepoint or the
+    /// group's COMMIT fails (then no job of the group took effect).
+    pub fn transaction_grouped<T, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut inner = self.lock();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if !inner.open {
+            inner
+                .conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(StoreError::from)?;
+            inner.open = true;
+        }
+        let my_group = inner.group;
+        inner.jobs += 1;
+        if let Err(e) = inner.conn.execute_batch("SAVEPOINT job") {
+            self.after_job(&mut inner);
+            return Err(StoreError::from(e).into());
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&inner.conn)));
+        let ok = matches!(outcome, Ok(Ok(_)));
+        let closed = if ok {
+            inner.conn.execute_batch("RELEASE job")
+        } else {
+            inner.conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        if let Err(e) = closed {
+            tracing::error!("savepoint could not be closed: {e}");
+            inner.failed.push((my_group, e.to_string()));
+        }
+        self.after_job(&mut inner);
+        let value = match outcome {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(e),
+            Err(panic) => {
+                drop(inner);
+                std::panic::resume_unwind(panic)
+            }
+        };
+        // Wait until this job's group is committed (by us or a later job).
+        while inner.done < my_group {
+            inner = self
+                .committed
+                .wait(inner)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        match inner.failed.iter().find(|(group, _)| *group == my_group) {
+            Some((_, why)) => Err(StoreError::GroupCommit(why.clone()).into()),
+            None => Ok(value),
+        }
+    }
+
+    /// Group commits made so far (for diagnostics and tests).
+    pub fn group_commits(&self) -> u64 {
+        self.lock().commits
+    }
+
+    /// After a job: commit the group unless other callers are about to add
+    /// their jobs to it (and it is not full).
+    fn after_job(&self, inner: &mut Inner) {
+        if self.waiting.load(Ordering::SeqCst) == 0 || inner.jobs >= MAX_GROUP_JOBS {
+            inner.finish_group();
+            self.committed.notify_all();
+        }
     }
 }
 
@@ -230,6 +384,74 @@ mod tests {
             .with(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn grouped_transactions_share_commits_and_stay_sequential() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = std::sync::Arc::new(Store::open(&path).unwrap());
+        store
+            .with(|c| Ok(c.execute("CREATE TABLE n (v INTEGER NOT NULL)", [])?))
+            .unwrap();
+        store
+            .with(|c| Ok(c.execute("INSERT INTO n VALUES (0)", [])?))
+            .unwrap();
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        // Read-modify-write: lost updates would show if two jobs interleaved.
+                        store
+                            .transaction_grouped(|c| {
+                                let v: i64 = c.query_row("SELECT v FROM n", [], |r| r.get(0))?;
+                                c.execute("UPDATE n SET v = ?1", [v + 1])?;
+                                Ok::<_, StoreError>(())
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Committed: a separate connection sees every increment.
+        let other = Connection::open(&path).unwrap();
+        let v: i64 = other
+            .query_row("SELECT v FROM n", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 800);
+        let commits = store.group_commits();
+        assert!((1..=800).contains(&commits), "{commits}");
+    }
+
+    #[test]
+    fn a_failing_grouped_job_rolls_back_alone() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .with(|c| Ok(c.execute("CREATE TABLE t (v INTEGER)", [])?))
+            .unwrap();
+        let r: Result<(), StoreError> = store.transaction_grouped(|c| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            Err(StoreError::NotFound("on purpose".into()))
+        });
+        assert!(r.is_err());
+        store
+            .transaction_grouped(|c| {
+                c.execute("INSERT INTO t VALUES (2)", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let rows: Vec<i64> = store
+            .with(|c| {
+                let mut s = c.prepare("SELECT v FROM t")?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .unwrap();
+        assert_eq!(rows, [2]);
     }
 
     #[test]
