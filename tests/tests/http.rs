@@ -167,7 +167,7 @@ fn user_names_cannot_forge_log_lines() {
         d.auth(&escaped_for_radclient, "123401"),
         RadiusOutcome::Reject
     );
-    assert_eq!(d.wait_log_lines(&["Access-Reject", "mallory"], 1), 1);
+    assert_eq!(d.wait_log_lines(&["event=auth", "mallory"], 1), 1);
     let log = d.log();
     for line in log.lines() {
         assert!(
@@ -175,8 +175,5 @@ fn user_names_cannot_forge_log_lines() {
             "forged line in the log:\n{log}"
         );
     }
-    assert!(
-        log.contains("mallory\\n2026"),
-        "escaped name logged:\n{log}"
-    );
+    assert!(log.contains("mallory\\"), "escaped name logged:\n{log}");
 }

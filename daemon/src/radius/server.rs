@@ -685,7 +685,8 @@ async fn access_request(
     };
     match decision {
         Decision::Accept => {
-            tracing::info!(user = ?user, nas = %client.name, source = %from, "Access-Accept");
+            // The audit line already records the decision: one log line per request.
+            tracing::debug!(user = ?user, nas = %client.name, source = %from, "Access-Accept");
             let groups = if client.reply.groups == GroupsAttribute::None {
                 Vec::new()
             } else {
@@ -715,7 +716,7 @@ async fn access_request(
             Some((Code::AccessAccept, attributes))
         }
         Decision::Reject(r) => {
-            tracing::info!(user = ?user, nas = %client.name, source = %from, reason = r.code(), "Access-Reject");
+            tracing::debug!(user = ?user, nas = %client.name, source = %from, reason = r.code(), "Access-Reject");
             Some((Code::AccessReject, Vec::new()))
         }
     }
