@@ -784,8 +784,83 @@ fn encode_reply_inner(
     Ok(out)
 }
 
+/// Self-check used by the fuzz target (`fuzz/fuzz_targets/radius_decode.rs`)
+/// and by the test that replays its corpus: decodes `bytes` as a request under
+/// `secret`; if it decodes, answers it with its own attributes (all but
+/// Message-Authenticator, Proxy-State and empty values) and decodes the answer,
+/// which must hold Message-Authenticator first, then exactly what was encoded,
+/// then the request's Proxy-States in order.
+///
+/// Returns `Ok(true)` if the bytes decoded and the round trip held, `Ok(false)`
+/// if they were refused, and `Err` with what went wrong if the codec broke one
+/// of its own rules (a bug).
+pub fn round_trip_check(bytes: &[u8], secret: &[u8]) -> Result<bool, String> {
+    let Ok(request) = decode_request(bytes, secret) else {
+        return Ok(false);
+    };
+    // Accessors must not fail on a decoded request either.
+    let _ = request.user_password(secret);
+    let _ = request.user_name();
+    let reply_code = match request.code {
+        Code::AccessRequest | Code::StatusServer => Code::AccessAccept,
+        Code::AccountingRequest => Code::AccountingResponse,
+        other => return Err(format!("decode_request accepted a {other} packet")),
+    };
+    let carried: Vec<(u8, Vec<u8>)> = request
+        .attributes
+        .iter()
+        .filter(|(kind, value)| {
+            *kind != attr::MESSAGE_AUTHENTICATOR && *kind != attr::PROXY_STATE && !value.is_empty()
+        })
+        .cloned()
+        .collect();
+    let proxy_states: Vec<(u8, Vec<u8>)> = request
+        .proxy_states()
+        .map(|v| (attr::PROXY_STATE, v.to_vec()))
+        .collect();
+    let expected_len = HEADER_LEN
+        + 2
+        + AUTHENTICATOR_LEN
+        + carried
+            .iter()
+            .chain(&proxy_states)
+            .map(|(_, v)| 2 + v.len())
+            .sum::<usize>();
+    let reply = match encode_reply(reply_code, &request, &carried, secret) {
+        Ok(reply) => reply,
+        Err(CodecError::TooLong) if expected_len > MAX_PACKET_LEN => return Ok(true),
+        Err(e) => {
+            return Err(format!(
+                "encode_reply failed ({e}) for a {expected_len}-byte reply"
+            ))
+        }
+    };
+    if reply.len() != expected_len {
+        return Err(format!(
+            "reply of {} bytes, expected {expected_len}",
+            reply.len()
+        ));
+    }
+    let decoded = decode_reply(&reply, &request.authenticator, secret)
+        .map_err(|e| format!("decode_reply refused our own reply: {e}"))?;
+    if decoded.code != reply_code || decoded.identifier != request.identifier {
+        return Err("reply code or identifier changed".into());
+    }
+    let Some((first, rest)) = decoded.attributes.split_first() else {
+        return Err("reply has no attributes".into());
+    };
+    if first.0 != attr::MESSAGE_AUTHENTICATOR {
+        return Err("Message-Authenticator is not first".into());
+    }
+    let expected: Vec<(u8, Vec<u8>)> = carried.into_iter().chain(proxy_states).collect();
+    if rest != expected.as_slice() {
+        return Err("re-decoded attributes differ from those encoded".into());
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -1505,68 +1580,9 @@ mod tests {
         "lone-type-octet",
     ];
 
-    /// Decode `bytes` as a request; if it decodes, answer it with its own attributes
-    /// (all but Message-Authenticator, Proxy-State and empty values) and decode the
-    /// answer, which must hold Message-Authenticator first, then exactly what was
-    /// encoded, then the request's Proxy-States in order. Returns whether it decoded.
+    /// [`round_trip_check`] as the fuzz target runs it: a violation fails the test.
     fn fuzz_round_trip(bytes: &[u8]) -> bool {
-        let Ok(request) = decode_request(bytes, FUZZ_SECRET) else {
-            return false;
-        };
-        let _ = request.user_password(FUZZ_SECRET);
-        let _ = request.user_name();
-
-        assert!(request.code.is_request(), "decoded a {}", request.code);
-        let reply_code = match request.code {
-            Code::AccountingRequest => Code::AccountingResponse,
-            _ => Code::AccessAccept,
-        };
-        let carried: Vec<(u8, Vec<u8>)> = request
-            .attributes
-            .iter()
-            .filter(|(kind, value)| {
-                *kind != attr::MESSAGE_AUTHENTICATOR
-                    && *kind != attr::PROXY_STATE
-                    && !value.is_empty()
-            })
-            .cloned()
-            .collect();
-        let proxy_states: Vec<(u8, Vec<u8>)> = request
-            .proxy_states()
-            .map(|v| (attr::PROXY_STATE, v.to_vec()))
-            .collect();
-        let expected_len = HEADER_LEN
-            + 2
-            + AUTHENTICATOR_LEN
-            + carried
-                .iter()
-                .chain(&proxy_states)
-                .map(|(_, v)| 2 + v.len())
-                .sum::<usize>();
-
-        let reply = match encode_reply(reply_code, &request, &carried, FUZZ_SECRET) {
-            Ok(reply) => reply,
-            Err(e) => {
-                assert!(
-                    e == CodecError::TooLong && expected_len > MAX_PACKET_LEN,
-                    "encode_reply failed ({e}) for a {expected_len}-byte reply"
-                );
-                return true;
-            }
-        };
-        assert_eq!(reply.len(), expected_len, "reply length");
-        let decoded = decode_reply(&reply, &request.authenticator, FUZZ_SECRET).unwrap();
-        assert_eq!(decoded.code, reply_code);
-        assert_eq!(decoded.identifier, request.identifier);
-        assert!(decoded.has_message_authenticator);
-        assert_eq!(
-            decoded.attributes[0].0,
-            attr::MESSAGE_AUTHENTICATOR,
-            "MA first"
-        );
-        let expected: Vec<(u8, Vec<u8>)> = carried.into_iter().chain(proxy_states).collect();
-        assert_eq!(&decoded.attributes[1..], expected.as_slice());
-        true
+        round_trip_check(bytes, FUZZ_SECRET).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
