@@ -536,7 +536,7 @@ fn view(
         phone: user.phone,
         enabled: user.enabled,
         has_pin: user.pin_sealed.is_some(),
-        groups: users::groups(conn, user.id)?,
+        groups: user.groups.clone(),
         mode: user.mode,
         require_pin: user.require_pin,
         failures: user.failures,

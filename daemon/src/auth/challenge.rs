@@ -15,7 +15,7 @@
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use rand::RngCore;
 
-use super::{count, decision_rows, open_pin, Credential, Decision, RejectReason};
+use super::{count, decide_and_audit, decision_rows, open_pin, Credential, Decision, RejectReason};
 use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
 use crate::otc::{self, Alphabet, DeviceSeed};
@@ -233,7 +233,7 @@ fn first_leg(
 
 /// Second leg: `state` from the request's State attribute, `credential` the
 /// code typed (PAP) or a CHAP response over it. The State is spent whatever
-/// the outcome.
+/// the outcome. Returns the answer and, for an Accept, the user's groups.
 ///
 /// Errors: store failures only.
 pub fn answer(
@@ -243,13 +243,13 @@ pub fn answer(
     credential: &Credential<'_>,
     client: &str,
     source: &Source,
-) -> Result<Decision, StoreError> {
+) -> Result<(Decision, Vec<String>), StoreError> {
     let now = crate::unix_now();
     let state_hash = app.key.keyed_hash(Purpose::ChallengeState, state);
-    let (decision, rows) = app.store.transaction_grouped(|tx| {
+    decide_and_audit(app, username, source, now, |tx| {
         let challenge = challenges::take(tx, &state_hash)?;
-        let early = |r| (Decision::Reject(r), Decision::Reject(r));
-        let (decision, verdict) = match users::by_name(tx, username)? {
+        let early = |r| (Decision::Reject(r), Decision::Reject(r), Vec::new());
+        Ok(match users::by_name(tx, username)? {
             None => early(RejectReason::UnknownUser),
             Some(user) if !user.enabled => early(RejectReason::Disabled),
             Some(user) if user.is_locked(now) => early(RejectReason::Locked),
@@ -269,17 +269,11 @@ pub fn answer(
                     }
                     _ => Decision::Reject(RejectReason::BadState),
                 };
-                count(app, tx, user.id, verdict, now)?
+                let (answer, verdict) = count(app, tx, user.id, verdict, now)?;
+                (answer, verdict, user.groups)
             }
-        };
-        let rows = decision_rows(now, username, source, decision, verdict);
-        for row in &rows {
-            audit_store::insert(tx, row)?;
-        }
-        Ok::<_, StoreError>((decision, rows))
-    })?;
-    app.audit.emit(&rows);
-    Ok(decision)
+        })
+    })
 }
 
 #[cfg(test)]
@@ -317,11 +311,15 @@ mod tests {
         assert_eq!(state.len(), STATE_LEN);
         let code = code_for(&spool_string(dir.path()), "1234");
         assert_eq!(
-            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
+            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src)
+                .unwrap()
+                .0,
             Decision::Accept
         );
         assert_eq!(
-            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
+            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src)
+                .unwrap()
+                .0,
             Decision::Reject(RejectReason::BadState),
             "a State works once"
         );
@@ -347,7 +345,9 @@ mod tests {
         let code = code_for(&spool_string(dir.path()), "1234");
         let bad = Decision::Reject(RejectReason::BadState);
         assert_eq!(
-            answer(&app, "bob", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
+            answer(&app, "bob", &state, &Credential::Pap(&code), "nas", &src)
+                .unwrap()
+                .0,
             bad,
             "other user"
         );
@@ -362,7 +362,8 @@ mod tests {
                 "other-nas",
                 &src
             )
-            .unwrap(),
+            .unwrap()
+            .0,
             bad,
             "other client"
         );
@@ -370,7 +371,9 @@ mod tests {
         let code = code_for(&spool_string(dir.path()), "1234");
         state[0] ^= 1;
         assert_eq!(
-            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
+            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src)
+                .unwrap()
+                .0,
             bad,
             "flipped bit"
         );
@@ -378,7 +381,9 @@ mod tests {
         let code = code_for(&spool_string(dir.path()), "1234");
         std::thread::sleep(std::time::Duration::from_millis(2100));
         assert_eq!(
-            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src).unwrap(),
+            answer(&app, "alice", &state, &Credential::Pap(&code), "nas", &src)
+                .unwrap()
+                .0,
             bad,
             "expired"
         );
@@ -391,7 +396,8 @@ mod tests {
                 "nas",
                 &src
             )
-            .unwrap(),
+            .unwrap()
+            .0,
             bad,
             "random printable State"
         );

@@ -204,19 +204,57 @@ pub fn check_credential(
     credential: &Credential<'_>,
     source: &Source,
 ) -> Result<Decision, StoreError> {
+    check_credential_with_groups(app, username, credential, source).map(|(d, _)| d)
+}
+
+/// [`check_credential`], also returning the user's groups when the answer is
+/// an Accept (read in the same transaction, for the NAS's reply).
+///
+/// Errors: only store failures.
+pub fn check_credential_with_groups(
+    app: &App,
+    username: &str,
+    credential: &Credential<'_>,
+    source: &Source,
+) -> Result<(Decision, Vec<String>), StoreError> {
     let now = crate::unix_now();
-    // Grouped: concurrent decisions share one commit (one fsync), each still
-    // made alone and in order, and none answered before its commit.
-    let (decision, rows) = app.store.transaction_grouped(|tx| {
-        let (decision, verdict) = decide(app, tx, username, credential, now)?;
+    decide_and_audit(app, username, source, now, |tx| {
+        decide(app, tx, username, credential, now)
+    })
+}
+
+/// What a decision function returns: the answer, the verdict on the code
+/// itself (they differ when this failure locked the user), and the user's
+/// groups (for an Accept).
+type Decided = (Decision, Decision, Vec<String>);
+
+/// Runs decision `f` (returning the answer and the verdict, as [`count`]
+/// does) in a grouped transaction together with its audit rows, and emits
+/// the rows once committed. Grouped: concurrent decisions share one commit
+/// (one fsync), each still made alone and in order, none answered before its
+/// commit.
+fn decide_and_audit(
+    app: &App,
+    username: &str,
+    source: &Source,
+    now: i64,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<Decided, StoreError>,
+) -> Result<(Decision, Vec<String>), StoreError> {
+    let (decision, groups, rows) = app.store.transaction_grouped(|tx| {
+        let (decision, verdict, groups) = f(tx)?;
         let rows = decision_rows(now, username, source, decision, verdict);
         for row in &rows {
             audit_store::insert(tx, row)?;
         }
-        Ok::<_, StoreError>((decision, rows))
+        let groups = if decision == Decision::Accept {
+            groups
+        } else {
+            Vec::new()
+        };
+        Ok::<_, StoreError>((decision, groups, rows))
     })?;
     app.audit.emit(&rows);
-    Ok(decision)
+    Ok((decision, groups))
 }
 
 /// The decision itself, inside the caller's transaction.
@@ -229,8 +267,8 @@ fn decide(
     username: &str,
     credential: &Credential<'_>,
     now: i64,
-) -> Result<(Decision, Decision), StoreError> {
-    let early = |r| Ok((Decision::Reject(r), Decision::Reject(r)));
+) -> Result<Decided, StoreError> {
+    let early = |r| Ok((Decision::Reject(r), Decision::Reject(r), Vec::new()));
     let Some(user) = users::by_name(tx, username)? else {
         return early(RejectReason::UnknownUser);
     };
@@ -255,7 +293,8 @@ fn decide(
             Decision::Reject(RejectReason::Internal)
         }
     };
-    count(app, tx, user.id, verdict, now)
+    let (answer, verdict) = count(app, tx, user.id, verdict, now)?;
+    Ok((answer, verdict, user.groups))
 }
 
 /// Clears the user's failure count after an Accept, or counts a failure

@@ -600,14 +600,14 @@ async fn access_request(
         }
     };
     let mut ms_chap_success: Option<(u8, String)> = None;
+    let mut groups = Vec::new();
     let decision = match (client.two_stage, state, proof) {
-        (true, None, Proof::Pap(_) | Proof::Nothing) => {
+        (true, None, proof @ (Proof::Pap(_) | Proof::Nothing)) => {
             // First leg: directory password (or none) -> Access-Challenge.
-            let password = request
-                .user_password(secret)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            let password = match proof {
+                Proof::Pap(p) => p,
+                _ => Vec::new(),
+            };
             let name = user.clone();
             let leg = decide_blocking(&user, move || {
                 auth::challenge::start(&app, &name, &password, &nas, &source)
@@ -642,7 +642,7 @@ async fn access_request(
                 Proof::MsChapV2 { response, .. } => Some(response.ident),
                 _ => None,
             };
-            let (decision, success) = decide_blocking(&user, move || {
+            let ((decision, user_groups), success) = decide_blocking(&user, move || {
                 let success = std::cell::RefCell::new(None);
                 let input;
                 let credential = match &proof {
@@ -674,12 +674,13 @@ async fn access_request(
                     (true, Some(state)) => {
                         auth::challenge::answer(&app, &name, state, &credential, &nas, &source)?
                     }
-                    _ => auth::check_credential(&app, &name, &credential, &source)?,
+                    _ => auth::check_credential_with_groups(&app, &name, &credential, &source)?,
                 };
                 Ok((decision, success.into_inner()))
             })
             .await?;
             ms_chap_success = ident.zip(success);
+            groups = user_groups;
             decision
         }
     };
@@ -687,20 +688,7 @@ async fn access_request(
         Decision::Accept => {
             // The audit line already records the decision: one log line per request.
             tracing::debug!(user = ?user, nas = %client.name, source = %from, "Access-Accept");
-            let groups = if client.reply.groups == GroupsAttribute::None {
-                Vec::new()
-            } else {
-                let app = server.app.clone();
-                let name = user.clone();
-                decide_blocking(&user, move || {
-                    app.store
-                        .with(|c| match crate::store::users::by_name(c, &name)? {
-                            Some(u) => crate::store::users::groups(c, u.id),
-                            None => Ok(Vec::new()),
-                        })
-                })
-                .await?
-            };
+            // The groups were read in the decision's own transaction.
             let mut attributes = accept_attributes(&client.reply, &groups);
             if let Some((ident, response)) = ms_chap_success {
                 let data = mschap::success_data(ident, &response);

@@ -32,6 +32,8 @@ pub struct UserRow {
     pub failures: u32,
     /// Locked until this Unix second ([`LOCKED_UNTIL_UNLOCKED`] = until an admin unlocks).
     pub locked_until: Option<i64>,
+    /// Groups, returned to NASes that ask for them.
+    pub groups: Vec<String>,
 }
 
 /// `locked_until` value meaning "until an administrator unlocks".
@@ -56,7 +58,7 @@ impl std::fmt::Debug for UserRow {
 }
 
 const COLUMNS: &str = "id, name, directory, email, phone, enabled, pin_sealed, created_at, \
-                       mode, require_pin, failures, locked_until";
+                       mode, require_pin, failures, locked_until, groups";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -72,6 +74,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         require_pin: r.get(9)?,
         failures: r.get(10)?,
         locked_until: r.get(11)?,
+        groups: split_groups(&r.get::<_, String>(12)?),
     })
 }
 
@@ -200,16 +203,6 @@ pub fn password_hash(conn: &Connection, user_id: i64) -> Result<Option<String>, 
         params![user_id],
         |r| r.get(0),
     )?)
-}
-
-/// The user's groups (stored as one comma-separated text).
-pub fn groups(conn: &Connection, user_id: i64) -> Result<Vec<String>, StoreError> {
-    let text: String = conn.query_row(
-        "SELECT groups FROM users WHERE id = ?1",
-        params![user_id],
-        |r| r.get(0),
-    )?;
-    Ok(split_groups(&text))
 }
 
 /// Replaces the user's groups. Errors: [`StoreError::NotFound`].

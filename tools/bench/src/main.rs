@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 use pinwheel::config::Config;
 use pinwheel::otc::{self, Alphabet, DeviceSeed, Pin, UsedSet};
 use pinwheel::secrets::{self, MasterKey, Purpose};
-use pinwheel::store::{devices, users, Store, StoreError};
+use pinwheel::store::{devices, users, StoreError};
 use rusqlite::{params, OpenFlags};
 
 /// Users are created in transactions of this many (and a progress line is
@@ -92,7 +92,6 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 }
 
 fn setup(config_path: &Path, count: usize, pin_length: usize) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
     let config = load_config(config_path)?;
     let pin_cfg = &config.pin;
     if !(pin_cfg.min_length..=pin_cfg.max_length).contains(&pin_length) {
@@ -109,16 +108,9 @@ fn setup(config_path: &Path, count: usize, pin_length: usize) -> anyhow::Result<
             admin.display()
         );
     }
-    let state = &config.server.state_dir;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state)
-        .with_context(|| format!("cannot create state directory {}", state.display()))?;
-    let key = MasterKey::load_or_create(&config.server.master_key_path())?;
-    let db = config.server.database_path();
-    let store =
-        Store::open(&db).with_context(|| format!("cannot open database {}", db.display()))?;
+    // Open state, key and store exactly as the daemon does.
+    let app = pinwheel::daemon::App::open(config)?;
+    let (config, key, store) = (&app.config, &app.key, &app.store);
     let alphabet = Alphabet::parse(&config.strings.alphabet).map_err(anyhow::Error::msg)?;
     let now = pinwheel::unix_now();
     let started = Instant::now();
@@ -168,7 +160,7 @@ fn setup(config_path: &Path, count: usize, pin_length: usize) -> anyhow::Result<
     }
     eprintln!(
         "setup: {count} users with a PIN of {pin_length} digits and a provisioned strings device in {}",
-        db.display()
+        config.server.database_path().display()
     );
     Ok(())
 }
