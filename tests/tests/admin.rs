@@ -18,6 +18,19 @@ fn assert_fails(out: &CmdOutput, message: &str) {
     assert!(!out.stderr.contains("panicked"), "{out}");
 }
 
+/// Starts pinwheeld on `config`, expects it to exit with a failure within
+/// 30 s, and returns what it logged.
+fn refused_start(config: &std::path::Path, log: &std::path::Path) -> String {
+    let mut daemon = spawn_pinwheeld(config, log);
+    let status = wait_timeout(&mut daemon, Duration::from_secs(30)).unwrap_or_else(|e| {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        panic!("the daemon kept running: {e}");
+    });
+    assert!(!status.success(), "the daemon must fail to start: {status}");
+    fs::read_to_string(log).unwrap()
+}
+
 #[test]
 fn ctl_user_errors() {
     let d = Daemon::start_default();
@@ -169,15 +182,7 @@ fn sigterm_exits_zero_promptly() {
 fn second_daemon_on_the_same_config_refuses_to_start() {
     let d = Daemon::start_default();
     d.add_user("alice", "1234");
-    let log2 = d.path("second.log");
-    let mut second = spawn_pinwheeld(d.config_path(), &log2);
-    let status = wait_timeout(&mut second, Duration::from_secs(30)).unwrap_or_else(|e| {
-        let _ = second.kill();
-        let _ = second.wait();
-        panic!("second daemon kept running: {e}");
-    });
-    assert!(!status.success(), "second daemon must fail: {status}");
-    let err = fs::read_to_string(&log2).unwrap();
+    let err = refused_start(d.config_path(), &d.path("second.log"));
     assert!(
         err.contains("in use") || err.contains("already"),
         "clear error from the second daemon:\n{err}"
@@ -203,15 +208,7 @@ fn second_daemon_on_the_same_config_refuses_to_start() {
             &format!("127.0.0.1:{radius}\""),
         );
     fs::write(&other, text).unwrap();
-    let log3 = d.path("third.log");
-    let mut third = spawn_pinwheeld(&other, &log3);
-    let status = wait_timeout(&mut third, Duration::from_secs(30)).unwrap_or_else(|e| {
-        let _ = third.kill();
-        let _ = third.wait();
-        panic!("daemon on the same admin socket kept running: {e}");
-    });
-    assert!(!status.success(), "{status}");
-    let err = fs::read_to_string(&log3).unwrap();
+    let err = refused_start(&other, &d.path("third.log"));
     assert!(
         err.contains("admin socket") || err.contains("admin.sock"),
         "error names the admin socket:\n{err}"
