@@ -159,6 +159,17 @@ fn accounting_port_answers_and_logs() {
         "User-Name = \"alice\"\nAcct-Status-Type = Start\nAcct-Session-Id = \"sess-1\"\nMessage-Authenticator = 0x00\n",
     );
     assert!(out.contains("Received Accounting-Response"), "{out}");
+    // Most NASes do not sign accounting: the Request Authenticator already
+    // proves the secret, so no Message-Authenticator is needed there.
+    let out = radclient_acct(
+        d.layout.accounting_port,
+        "acct",
+        "User-Name = \"alice\"\nAcct-Status-Type = Stop\nAcct-Session-Id = \"sess-1\"\n",
+    );
+    assert!(
+        out.contains("Received Accounting-Response"),
+        "unsigned accounting: {out}"
+    );
     let out = radclient_acct(
         d.layout.accounting_port,
         "status",

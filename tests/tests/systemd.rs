@@ -39,6 +39,19 @@ fn ready_is_sent_after_listeners_are_bound_and_stopping_on_sigterm() {
     assert_eq!(health.status, 200);
     assert!(layout.admin_socket().exists(), "admin socket bound");
 
+    // A reload request must not stop the daemon (this version only logs it).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the daemon"
+    );
+    let health = http_get(&format!("{}/healthz", layout.base_url())).expect("still serving");
+    assert_eq!(health.status, 200);
     let (status, _) = terminate(&mut child).expect("stops");
     assert!(status.success(), "exit status {status}");
     let n = notify.recv(&mut buf).expect("STOPPING=1 notification");

@@ -132,8 +132,13 @@ pub fn start(
         Ok::<_, StoreError>((outcome.map(|_| ()), rows, delivery))
     })?;
     app.audit.emit(&rows);
-    if let Err(reason) = outcome {
-        return Ok(FirstLeg::Reject(reason));
+    match outcome {
+        // An unknown user is challenged like a known one without a directory
+        // password (with a State that was never stored, so the second leg
+        // fails as a bad State): the answer does not reveal who exists.
+        Err(RejectReason::UnknownUser) => return Ok(FirstLeg::Challenge { state }),
+        Err(reason) => return Ok(FirstLeg::Reject(reason)),
+        Ok(()) => {}
     }
     let Some((_, recipient, string)) = delivery else {
         return Ok(FirstLeg::Reject(RejectReason::Internal));
@@ -426,9 +431,23 @@ mod tests {
             start(&app, "alice", b"correct horse", "nas", &src).unwrap(),
             FirstLeg::Challenge { .. }
         ));
+        // Unknown users are challenged too (nothing stored, nothing sent),
+        // and their second leg fails.
+        let FirstLeg::Challenge { state } = start(&app, "nobody", b"", "nas", &src).unwrap() else {
+            panic!("unknown users look like users without a password")
+        };
         assert_eq!(
-            start(&app, "nobody", b"", "nas", &src).unwrap(),
-            FirstLeg::Reject(RejectReason::UnknownUser)
+            answer(
+                &app,
+                "nobody",
+                &state,
+                &Credential::Pap("1234"),
+                "nas",
+                &src
+            )
+            .unwrap()
+            .0,
+            Decision::Reject(RejectReason::UnknownUser)
         );
     }
 }

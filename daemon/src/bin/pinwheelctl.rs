@@ -13,7 +13,7 @@ use pinwheel::admin::{client, AdminRequest, UserView};
 
 /// Administer a running Pinwheel daemon.
 #[derive(Parser)]
-#[command(name = "pinwheelctl", version, about)]
+#[command(name = "pinwheelctl", version)]
 struct Args {
     /// Configuration file, read to find the admin socket.
     #[arg(long, short = 'c', global = true, default_value = pinwheel::config::DEFAULT_CONFIG_PATH)]
@@ -354,9 +354,11 @@ fn print_user(u: &UserView) {
         }
     );
     println!("mode:      {}", u.mode);
-    match u.require_pin {
-        Some(r) => println!("require_pin: {r} (OATH logins)"),
-        None => println!("require_pin: [oath] require_pin default (OATH logins)"),
+    if u.mode == "oath" || u.device.as_ref().is_some_and(|d| d.mode == "oath") {
+        match u.require_pin {
+            Some(r) => println!("require_pin: {r}"),
+            None => println!("require_pin: as [oath] require_pin"),
+        }
     }
     match u.locked_until {
         Some(i64::MAX) => println!(
@@ -451,8 +453,8 @@ fn print_result(command: &Command, result: &serde_json::Value) {
             require_pin,
         }) => {
             println!(
-                "user {name} set to {mode} mode; the mode takes effect when the user next provisions \
-                 (send a code: pinwheelctl provision send {name})"
+                "user {name}: the next provisioning makes a {mode} device; a device the user \
+                 already has keeps working until then (send a code: pinwheelctl provision send {name})"
             );
             if let Some(r) = require_pin {
                 println!("require_pin = {r} applies to OATH logins from now on");

@@ -10,7 +10,7 @@ use clap::Parser;
 /// Pinwheel two-factor authentication daemon: RADIUS, REST provisioning and
 /// the admin socket.
 #[derive(Parser)]
-#[command(name = "pinwheeld", version, about)]
+#[command(name = "pinwheeld", version)]
 struct Args {
     /// Configuration file (TOML).
     #[arg(long, short = 'c', default_value = pinwheel::config::DEFAULT_CONFIG_PATH)]

@@ -293,7 +293,7 @@ pub fn redeem(
             Ok(p)
         }
         Err(reason) => {
-            tracing::info!(user = ?username, reason, "provision failure (the code is spent)");
+            tracing::info!(user = ?username, reason, "provision attempt failed; the user's outstanding code, if any, is now spent");
             Err(ProvisionError::Failure)
         }
     }

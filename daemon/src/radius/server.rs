@@ -274,7 +274,13 @@ async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAd
         );
         return;
     }
-    if client.require_message_authenticator && !request.has_message_authenticator {
+    // An Accounting-Request's Request Authenticator already covers the whole
+    // packet with the shared secret (RFC 2866 §3), so only Access-Requests need
+    // Message-Authenticator (the BlastRADIUS rule).
+    if client.require_message_authenticator
+        && request.code == Code::AccessRequest
+        && !request.has_message_authenticator
+    {
         server.drop_packet(
             from,
             &format!(

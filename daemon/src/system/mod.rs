@@ -32,18 +32,25 @@ pub fn notify_stopping() {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
 }
 
-/// Waits for SIGTERM or SIGINT.
+/// Waits for SIGTERM or SIGINT. SIGHUP (a reload request) is logged and
+/// otherwise ignored: this version reads its configuration at start only, and
+/// a reload must not stop the daemon.
 ///
 /// Errors: the signal handlers could not be installed.
 pub async fn wait_for_shutdown_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM received"); return Ok(()); }
+            _ = int.recv() => { tracing::info!("SIGINT received"); return Ok(()); }
+            _ = hup.recv() => tracing::warn!(
+                "SIGHUP received: this version does not reload its configuration; restart pinwheeld to apply changes"
+            ),
+        }
     }
-    Ok(())
 }
 
 /// Resolves once `shutdown` holds `true` (or its sender is gone).
