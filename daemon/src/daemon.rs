@@ -35,6 +35,8 @@ pub struct App {
     pub provision_send_lock: std::sync::Mutex<()>,
     /// Sends committed audit rows to syslog and the log.
     pub audit: crate::audit::AuditLog,
+    /// Serialises and bounds directory password checks (Argon2).
+    pub password_checks: crate::auth::challenge::PasswordGate,
     /// Bounds provision-code requests from the REST API waiting to be sent.
     pub pending_provision_sends: Arc<tokio::sync::Semaphore>,
 }
@@ -73,6 +75,7 @@ impl App {
         let audit = crate::audit::AuditLog::new(config.audit.syslog, &config.audit.syslog_socket);
         Ok(App {
             audit,
+            password_checks: Default::default(),
             config,
             store,
             key,

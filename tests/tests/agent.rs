@@ -121,4 +121,25 @@ fn wrong_secret_or_address_is_forbidden_and_audited() {
     assert!(!rows.contains("not-the-secret"), "{rows}");
     let rows = elsewhere.ctl_ok(&["--json", "audit"]);
     assert!(rows.contains("address_not_allowed"), "{rows}");
+
+    // A flood of unauthenticated requests cannot fill the audit trail: rows
+    // about them are budgeted (10 a second).
+    let start = std::time::Instant::now();
+    for _ in 0..60 {
+        let (status, _) = check(&elsewhere, "alice", "123401", "flood-secret-0123456789");
+        assert_eq!(status, 403);
+    }
+    let seconds = start.elapsed().as_secs() + 2;
+    let rows: Value =
+        serde_json::from_str(&elsewhere.ctl_ok(&["--json", "audit", "--limit", "1000"])).unwrap();
+    let agent_rows = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event"] == "agent-auth")
+        .count();
+    assert!(
+        agent_rows as u64 <= 10 * seconds,
+        "{agent_rows} audit rows for 61 refused requests in {seconds} s"
+    );
 }

@@ -288,7 +288,10 @@ fn provision_request_answers_the_same_for_unknown_users() {
     // The known user really got a code; the unknown one nothing.
     let msg = d.wait_provision_message("ivy", seen);
     assert!(msg.provision_code().is_some());
-    assert_eq!(d.wait_log_lines(&["provision code", "nobody-here"], 1), 1);
+    assert_eq!(
+        d.wait_log_lines(&["event=provision-code", "nobody-here"], 1),
+        1
+    );
     assert!(d.spool_for("nobody-here", "provision-code").is_empty());
     assert_eq!(spool_messages(d.spool_dir()).len(), 1, "only ivy's message");
 }
@@ -313,8 +316,8 @@ fn provision_requests_per_hour_hold_under_concurrency() {
         let r = h.join().unwrap();
         assert_eq!(r.status, 202, "{r:?}");
     }
-    let logged = d.wait_log_lines(&["provision code", "jack"], N);
-    assert_eq!(logged, N, "one log line per request:\n{}", d.log());
+    let logged = d.wait_log_lines(&["event=provision-code", "jack"], N);
+    assert_eq!(logged, N, "one audit line per request:\n{}", d.log());
     let sent = d.spool_for("jack", "provision-code").len();
     assert!(
         (1..=2).contains(&sent),
@@ -327,7 +330,7 @@ fn provision_requests_per_hour_hold_under_concurrency() {
         None,
     );
     assert_eq!(r.status, 202);
-    d.wait_log_lines(&["provision code", "jack"], N + 1);
+    d.wait_log_lines(&["event=provision-code", "jack"], N + 1);
     let after = d.spool_for("jack", "provision-code").len();
     assert!(after <= 2, "{after} codes sent with requests_per_hour = 2");
 }

@@ -26,6 +26,45 @@ use crate::transport::{Message, MessageKind};
 /// Bytes of a RADIUS State issued with an Access-Challenge.
 pub const STATE_LEN: usize = 32;
 
+/// Most outstanding (unexpired) challenges per user: more first legs are
+/// refused without sending anything, so nobody can flood a user's mailbox.
+pub const MAX_OUTSTANDING_CHALLENGES: i64 = 3;
+
+/// Most first legs waiting for a password check; more are dropped (the NAS
+/// retries), so a flood cannot hold every RADIUS slot or much memory.
+pub const MAX_WAITING_PASSWORD_CHECKS: usize = 8;
+
+/// Serialises Argon2 password checks (each takes ~19 MiB and much CPU on
+/// purpose) and bounds how many wait.
+#[derive(Default)]
+pub struct PasswordGate {
+    running: std::sync::Mutex<()>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl PasswordGate {
+    /// Runs `check` alone, or returns `None` when too many already wait.
+    fn run(&self, check: impl FnOnce() -> bool) -> Option<bool> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_PASSWORD_CHECKS {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let guard = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let ok = check();
+        drop(guard);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        Some(ok)
+    }
+}
+
+/// A hash nobody's password matches, checked for unknown users so that
+/// their first leg takes as long as a known user's.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("pinwheel/dummy/not-a-password").unwrap_or_default())
+}
+
 /// The outcome of a first leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FirstLeg {
@@ -36,6 +75,8 @@ pub enum FirstLeg {
     },
     /// Answer Access-Reject.
     Reject(RejectReason),
+    /// Too many password checks waiting: drop the request (the NAS retries).
+    Busy,
 }
 
 /// Hashes a password for the local directory (Argon2id, PHC string).
@@ -80,13 +121,40 @@ pub fn start(
 ) -> Result<FirstLeg, StoreError> {
     let now = crate::unix_now();
     let user = app.store.with(|c| users::by_name(c, username))?;
-    // The password is checked outside the store lock: Argon2 is slow on purpose.
-    let password_ok = match &user {
-        Some(u) => {
-            let hash = app.store.with(|c| users::password_hash(c, u.id))?;
-            password_matches(hash.as_deref(), password)
+    // Disabled and locked users are refused below without a password check.
+    let refused = user
+        .as_ref()
+        .is_some_and(|u| !u.enabled || u.is_locked(now));
+    let hash = match &user {
+        Some(u) if !refused => app.store.with(|c| users::password_hash(c, u.id))?,
+        _ => None,
+    };
+    // Argon2 is slow on purpose: it runs outside the store lock, one at a
+    // time. An unknown user with a password is checked against a dummy hash,
+    // so the answer takes as long as for a known user.
+    let password_ok = match (&user, hash) {
+        (Some(_), _) if refused => false,
+        (Some(_), None) => password.is_empty(),
+        (Some(_), Some(hash)) if !password.is_empty() => {
+            match app
+                .password_checks
+                .run(|| password_matches(Some(&hash), password))
+            {
+                Some(ok) => ok,
+                None => return Ok(FirstLeg::Busy),
+            }
         }
-        None => false,
+        (Some(_), Some(_)) => false,
+        (None, _) if !password.is_empty() => {
+            match app
+                .password_checks
+                .run(|| password_matches(Some(dummy_hash()), password))
+            {
+                Some(_) => false,
+                None => return Ok(FirstLeg::Busy),
+            }
+        }
+        (None, _) => false,
     };
     let mut state = vec![0u8; STATE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut state);
@@ -136,7 +204,9 @@ pub fn start(
         // An unknown user is challenged like a known one without a directory
         // password (with a State that was never stored, so the second leg
         // fails as a bad State): the answer does not reveal who exists.
-        Err(RejectReason::UnknownUser) => return Ok(FirstLeg::Challenge { state }),
+        Err(RejectReason::UnknownUser) if password.is_empty() => {
+            return Ok(FirstLeg::Challenge { state })
+        }
         Err(reason) => return Ok(FirstLeg::Reject(reason)),
         Ok(()) => {}
     }
@@ -213,6 +283,9 @@ fn first_leg(
     let Some(recipient) = user.email.clone().or_else(|| user.phone.clone()) else {
         return Ok(Err(RejectReason::NotDelivered));
     };
+    if challenges::outstanding(tx, user.id, now)? >= MAX_OUTSTANDING_CHALLENGES {
+        return Ok(Err(RejectReason::TooManyChallenges));
+    }
     if user.pin_sealed.is_none() {
         return Ok(Err(RejectReason::NoPin));
     }
@@ -409,6 +482,57 @@ mod tests {
     }
 
     #[test]
+    fn at_most_three_outstanding_challenges_per_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test_app(dir.path(), "");
+        let src = Source::Admin;
+        for _ in 0..MAX_OUTSTANDING_CHALLENGES {
+            assert!(matches!(
+                start(&app, "alice", b"", "nas", &src).unwrap(),
+                FirstLeg::Challenge { .. }
+            ));
+        }
+        assert_eq!(
+            start(&app, "alice", b"", "nas", &src).unwrap(),
+            FirstLeg::Reject(RejectReason::TooManyChallenges)
+        );
+        let sent = std::fs::read_dir(dir.path().join("spool")).unwrap().count();
+        assert_eq!(
+            sent as i64, MAX_OUTSTANDING_CHALLENGES,
+            "one message per challenge, none for the refused one"
+        );
+    }
+
+    #[test]
+    fn password_gate_bounds_waiting_checks() {
+        let gate = std::sync::Arc::new(PasswordGate::default());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        // One check runs and blocks; MAX - 1 more wait behind it.
+        let holders: Vec<_> = (0..MAX_WAITING_PASSWORD_CHECKS)
+            .map(|_| {
+                let gate = gate.clone();
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    gate.run(|| {
+                        let _ = rx.lock().unwrap().recv();
+                        true
+                    })
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(gate.run(|| true), None, "one more is refused");
+        for _ in 0..MAX_WAITING_PASSWORD_CHECKS {
+            tx.send(()).unwrap();
+        }
+        for h in holders {
+            assert_eq!(h.join().unwrap(), Some(true));
+        }
+        assert_eq!(gate.run(|| true), Some(true));
+    }
+
+    #[test]
     fn directory_password_is_checked_in_the_first_leg() {
         let dir = tempfile::tempdir().unwrap();
         let app = test_app(dir.path(), "");
@@ -431,6 +555,11 @@ mod tests {
             start(&app, "alice", b"correct horse", "nas", &src).unwrap(),
             FirstLeg::Challenge { .. }
         ));
+        // An unknown user with a password looks like a wrong password.
+        assert_eq!(
+            start(&app, "nobody", b"guess", "nas", &src).unwrap(),
+            FirstLeg::Reject(RejectReason::UnknownUser)
+        );
         // Unknown users are challenged too (nothing stored, nothing sent),
         // and their second leg fails.
         let FirstLeg::Challenge { state } = start(&app, "nobody", b"", "nas", &src).unwrap() else {

@@ -59,6 +59,8 @@ pub enum RejectReason {
     BadState,
     /// Two-stage first leg: the security string could not be sent.
     NotDelivered,
+    /// Two-stage first leg: the user already has the most outstanding challenges.
+    TooManyChallenges,
     /// CHAP (or another challenge-response method) where the expected code
     /// is not known in clear: security strings, or OATH with a PIN.
     ChapUnsupported,
@@ -157,6 +159,7 @@ impl RejectReason {
             RejectReason::WrongPassword => "wrong_password",
             RejectReason::BadState => "bad_state",
             RejectReason::NotDelivered => "not_delivered",
+            RejectReason::TooManyChallenges => "too_many_challenges",
             RejectReason::ChapUnsupported => "chap_not_supported",
             RejectReason::Internal => "internal_error",
         }

@@ -34,6 +34,14 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
+        // The secret files must be readable too, or the daemon would not start.
+        if let Err(e) = config.resolved_radius_clients() {
+            eprintln!(
+                "pinwheeld: configuration error: {}: {e}",
+                args.config.display()
+            );
+            return ExitCode::from(2);
+        }
         println!("{}: configuration is valid", args.config.display());
         return ExitCode::SUCCESS;
     }

@@ -42,6 +42,7 @@ pub fn error_code(reason: RejectReason) -> &'static str {
         | RejectReason::WrongPassword
         | RejectReason::BadState
         | RejectReason::NotDelivered
+        | RejectReason::TooManyChallenges
         | RejectReason::ChapUnsupported
         | RejectReason::Internal => "AGENT_ERROR_BAD_OTC",
     }
@@ -110,6 +111,10 @@ pub async fn authenticate(
             );
             let app2 = app.clone();
             let _ = tokio::task::spawn_blocking(move || {
+                // Nobody authenticated this request: its rows are budgeted.
+                if !app2.audit.allow_unauthenticated() {
+                    return;
+                }
                 if let Err(e) = app2.store.with(|c| crate::store::audit::insert(c, &row)) {
                     tracing::warn!("audit write failed: {e}");
                 }

@@ -115,16 +115,19 @@ async fn request_code(
         Ok(permit) => {
             tokio::task::spawn_blocking(move || {
                 let source = Source::Api { addr: Some(peer) };
-                if let Err(e) = provision::send_code(&app, &username, &source) {
-                    tracing::info!(user = ?username, "provision code request not sent: {e}");
-                }
+                // The outcome is in the audit trail (and its log line).
+                let _ = provision::send_code(&app, &username, &source);
                 drop(permit);
             });
         }
-        Err(_) => tracing::warn!(
-            user = ?username,
-            "provision code request dropped: too many requests waiting to be sent"
-        ),
+        Err(_) => {
+            if app.audit.allow_unauthenticated() {
+                tracing::warn!(
+                    user = ?username,
+                    "provision code request dropped: too many requests waiting to be sent"
+                );
+            }
+        }
     }
     // Same answer whatever happened: the page must not reveal who exists.
     (

@@ -133,6 +133,15 @@ pub fn send_code(app: &App, username: &str, source: &Source) -> Result<(), Provi
         Err(ProvisionError::Transport(_)) => Some("transport_failed"),
         Err(_) => Some("internal_error"),
     };
+    // Requests from the REST API come from anyone: rows about unknown or
+    // rate-limited users are budgeted, so a flood cannot fill the audit trail.
+    let unauthenticated_noise = matches!(
+        result,
+        Err(ProvisionError::UnknownUser(_) | ProvisionError::RateLimited { .. })
+    ) && !matches!(source, Source::Admin);
+    if unauthenticated_noise && !app.audit.allow_unauthenticated() {
+        return result;
+    }
     let outcome = if result.is_ok() {
         Outcome::Ok
     } else {

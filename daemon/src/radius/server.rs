@@ -631,6 +631,13 @@ async fn access_request(
                     ));
                 }
                 auth::challenge::FirstLeg::Reject(r) => Decision::Reject(r),
+                auth::challenge::FirstLeg::Busy => {
+                    server.drop_packet(
+                        from,
+                        "too many directory password checks waiting; the NAS will retry",
+                    );
+                    return None;
+                }
             }
         }
         (true, None, _) => {

@@ -34,6 +34,15 @@ pub fn insert(
     Ok(())
 }
 
+/// How many unexpired challenges the user has.
+pub fn outstanding(conn: &Connection, user_id: i64, now: i64) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM challenges WHERE user_id = ?1 AND expires_at >= ?2",
+        params![user_id, now],
+        |r| r.get(0),
+    )?)
+}
+
 /// Removes and returns the challenge with this State hash.
 pub fn take(conn: &Connection, state_hash: &[u8]) -> Result<Option<ChallengeRow>, StoreError> {
     let row = conn
