@@ -1,0 +1,2 @@
+//! Pinwheel plugin `directory-ldap` (being written).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Pinwheel plugin `transport-http` (being written).
+#![forbid(unsafe_code)]

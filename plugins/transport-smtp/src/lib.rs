@@ -1,0 +1,2 @@
+//! Pinwheel plugin `transport-smtp` (being written).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Test plugin (being written).
+#![forbid(unsafe_code)]
