@@ -3,7 +3,8 @@
 #
 # Installs the real peers the integration tests talk to (Debian's
 # freeradius-utils for radclient, python3-pyrad for a second, independent
-# RADIUS client) without letting any package start a system service, builds
+# RADIUS client, slapd and ldap-utils for LDAP; aiosmtpd from PyPI as an SMTP
+# sink) without letting any package start a system service, builds
 # the whole workspace, then runs unit and integration tests.
 # Needs: a Rust toolchain (cargo >= 1.85, e.g. from rustup), apt-get, and root
 # or sudo for the package install. Every server the tests start is private to
@@ -26,6 +27,9 @@ install_packages() {
     command -v radclient >/dev/null || missing+=(freeradius-utils)
     # Debian's interpreter, where the package installs (not a pyenv or venv python3).
     /usr/bin/python3 -c 'import pyrad' 2>/dev/null || missing+=(python3-pyrad)
+    # OpenLDAP's server and tools, for the LDAP directory plugin's tests.
+    command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || missing+=(slapd)
+    command -v ldapadd >/dev/null || missing+=(ldap-utils)
     [ ${#missing[@]} -eq 0 ] && return 0
     step "installing ${missing[*]} (system services kept from starting)"
     local made_policy=0
@@ -48,7 +52,18 @@ install_packages() {
     fi
 }
 
+install_pip_packages() {
+    # aiosmtpd: the SMTP sink the SMTP transport's tests deliver to.
+    python3 -c 'import aiosmtpd' 2>/dev/null && return 0
+    step "installing aiosmtpd (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd || {
+        echo "pip failed installing aiosmtpd" >&2
+        exit 1
+    }
+}
+
 install_packages
+install_pip_packages
 
 step "building the workspace"
 cargo build --workspace --locked
