@@ -129,10 +129,17 @@ pub struct Config {
     /// Mobile Provision Code rules.
     #[serde(default)]
     pub provision: ProvisionConfig,
-    /// Message transports; the first one is used for every user until
-    /// per-user transport choice arrives. Defaults to one spool folder.
+    /// Where plugin files are looked up.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    /// Message transports (`[[transport]]`), in order of preference. With
+    /// none, one built-in spool transport writes to `STATE_DIR/spool`.
     #[serde(default, rename = "transport")]
     pub transports: Vec<TransportConfig>,
+    /// User directory plugins (`[[directory]]`), asked in this order after
+    /// the built-in local directory.
+    #[serde(default, rename = "directory")]
+    pub directories: Vec<DirectoryConfig>,
     /// Failure counting and lockout.
     #[serde(default)]
     pub policy: PolicyConfig,
@@ -275,6 +282,10 @@ pub struct ServerConfig {
     /// The base URL users' devices reach this server at; goes into Provision
     /// URLs and provisioning answers. No trailing slash.
     pub public_url: String,
+    /// The Site ID that mobile apps of the seed product look this server up
+    /// by (`GET /ssdserver/getServerDetails?id=SITE`). Unset: every lookup
+    /// answers "not found".
+    pub site_id: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -285,6 +296,7 @@ impl Default for ServerConfig {
             admin_socket: None,
             master_key_file: None,
             public_url: "http://127.0.0.1:8080".to_string(),
+            site_id: None,
         }
     }
 }
@@ -485,17 +497,181 @@ impl Default for ProvisionConfig {
     }
 }
 
+/// `[plugins]`: where plugin files live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// The folder `plugin = "FILE"` names are looked up in (an absolute
+    /// path). Plugin files must be regular files not writable by group or
+    /// others, and owned by root when the daemon runs as root.
+    pub folder: PathBuf,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            folder: PathBuf::from(DEFAULT_PLUGIN_FOLDER),
+        }
+    }
+}
+
+/// The default `[plugins] folder`.
+pub const DEFAULT_PLUGIN_FOLDER: &str = "/usr/lib/pinwheel/plugins";
+
+/// The `plugin` value naming the spool transport built into the daemon.
+pub const BUILTIN_SPOOL: &str = "spool";
+
+/// Which user attribute a transport delivers to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressKind {
+    /// The user's email address.
+    Email,
+    /// The user's phone number.
+    Phone,
+    /// Either (the transport decides which it uses).
+    #[default]
+    Any,
+}
+
+impl AddressKind {
+    /// `"email"`, `"phone"` or `"any"`, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressKind::Email => "email",
+            AddressKind::Phone => "phone",
+            AddressKind::Any => "any",
+        }
+    }
+}
+
+/// Where a plugin comes from, after `[plugins] folder` is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Built into the daemon (`plugin = "spool"`).
+    Builtin(&'static str),
+    /// A library file to load.
+    File(PathBuf),
+}
+
+impl fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginSource::Builtin(name) => write!(f, "built-in {name}"),
+            PluginSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+fn default_plugin_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_concurrent() -> usize {
+    4
+}
+
 /// `[[transport]]`: one way to deliver messages to users.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransportConfig {
-    /// A name for logs and user preferences.
+    /// A unique name, used in logs, group mappings and user preferences.
     pub name: String,
-    /// The implementation. Only the built-in `spool` exists in this version.
+    /// The plugin: a file name in `[plugins] folder`, an absolute path, or
+    /// `"spool"` for the built-in spool transport.
     pub plugin: String,
-    /// Settings for the implementation. `spool`: `folder = "/path"`.
+    /// Which user attribute this transport needs: `"email"`, `"phone"` or
+    /// `"any"` (either). A user without it never gets this transport.
+    #[serde(default)]
+    pub address: AddressKind,
+    /// Users in any of these groups get this transport before transports
+    /// without a matching group.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Longest a call may take (and longest it waits for a free slot), e.g.
+    /// `"10s"`. A call past it fails; its thread is left to finish.
+    #[serde(default = "default_plugin_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Most calls running at once; more wait (up to `timeout`).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Settings for the plugin, handed to it as JSON. The built-in spool:
+    /// `folder = "/path"` (default `STATE_DIR/spool`).
     #[serde(default)]
     pub config: toml::Table,
+}
+
+/// `[[directory]]`: a user directory plugin (LDAP, Active Directory).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// A unique name (not `local`, the built-in directory), for logs and users.
+    pub name: String,
+    /// The plugin: a file name in `[plugins] folder` or an absolute path.
+    pub plugin: String,
+    /// Longest a call may take (and longest it waits for a free slot), e.g.
+    /// `"10s"`.
+    #[serde(default = "default_plugin_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Most calls running at once; more wait (up to `timeout`).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Settings for the plugin, handed to it as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+/// The transports in effect: the configured ones, or the embedded default
+/// (one built-in spool transport named `spool`).
+fn default_transport() -> TransportConfig {
+    TransportConfig {
+        name: BUILTIN_SPOOL.to_string(),
+        plugin: BUILTIN_SPOOL.to_string(),
+        address: AddressKind::Any,
+        groups: Vec::new(),
+        timeout: default_plugin_timeout(),
+        max_concurrent: default_max_concurrent(),
+        config: toml::Table::new(),
+    }
+}
+
+/// Checks a plugin entry's common keys; `key` builds the dotted key path.
+fn validate_plugin_entry(
+    key: &dyn Fn(&str) -> String,
+    plugin: &str,
+    timeout: Duration,
+    max_concurrent: usize,
+) -> Result<(), (String, String)> {
+    if plugin.is_empty() {
+        return Err((key("plugin"), "must not be empty".into()));
+    }
+    if !plugin.starts_with('/') && (plugin.contains('/') || plugin == "." || plugin == "..") {
+        return Err((
+            key("plugin"),
+            format!("{plugin:?} must be a file name in [plugins] folder or an absolute path"),
+        ));
+    }
+    if plugin.chars().any(char::is_control) {
+        return Err((key("plugin"), "must not contain control characters".into()));
+    }
+    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(600) {
+        return Err((key("timeout"), "must be between 100ms and 10m".into()));
+    }
+    if !(1..=256).contains(&max_concurrent) {
+        return Err((key("max_concurrent"), "must be between 1 and 256".into()));
+    }
+    Ok(())
+}
+
+/// Checks a transport or directory name.
+fn validate_entry_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    Ok(())
 }
 
 impl Config {
@@ -702,27 +878,93 @@ impl Config {
                 ));
             }
         }
+        if !self.plugins.folder.is_absolute() {
+            return err("plugins.folder", "must be an absolute path");
+        }
         for (i, t) in self.transports.iter().enumerate() {
-            if t.plugin != "spool" {
+            let key = |k: &str| format!("transport[{i}].{k}");
+            validate_entry_name(&t.name).map_err(|m| (key("name"), m))?;
+            if let Some(j) = self.transports[..i].iter().position(|o| o.name == t.name) {
                 return Err((
-                    format!("transport[{i}].plugin"),
+                    key("name"),
                     format!(
-                        "unknown transport plugin {:?}; this version has only \"spool\"",
-                        t.plugin
+                        "transport name {:?} is already used by transport[{j}]",
+                        t.name
                     ),
                 ));
             }
-            match t.config.get("folder") {
-                Some(toml::Value::String(s)) if !s.is_empty() => {}
-                _ => {
+            validate_plugin_entry(&key, &t.plugin, t.timeout, t.max_concurrent)?;
+            for g in &t.groups {
+                if g.is_empty() || g.len() > 64 || g.chars().any(char::is_control) {
                     return Err((
-                        format!("transport[{i}].config"),
-                        "the spool transport needs folder = \"/path\"".into(),
-                    ))
+                        key("groups"),
+                        format!("bad group name {g:?}: 1 to 64 characters, no control characters"),
+                    ));
+                }
+            }
+            if t.plugin == BUILTIN_SPOOL {
+                match t.config.get("folder") {
+                    None => {}
+                    Some(toml::Value::String(f)) if !f.is_empty() => {}
+                    Some(_) => {
+                        return Err((
+                            key("config"),
+                            "the spool transport needs folder = \"/path\" (or no folder for STATE_DIR/spool)".into(),
+                        ))
+                    }
                 }
             }
         }
+        for (i, d) in self.directories.iter().enumerate() {
+            let key = |k: &str| format!("directory[{i}].{k}");
+            validate_entry_name(&d.name).map_err(|m| (key("name"), m))?;
+            if d.name == "local" {
+                return Err((
+                    key("name"),
+                    "\"local\" is the built-in directory; choose another name".into(),
+                ));
+            }
+            if let Some(j) = self.directories[..i].iter().position(|o| o.name == d.name) {
+                return Err((
+                    key("name"),
+                    format!(
+                        "directory name {:?} is already used by directory[{j}]",
+                        d.name
+                    ),
+                ));
+            }
+            validate_plugin_entry(&key, &d.plugin, d.timeout, d.max_concurrent)?;
+            if d.plugin == BUILTIN_SPOOL {
+                return Err((
+                    key("plugin"),
+                    "\"spool\" is a transport, not a directory".into(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The transports in effect: the `[[transport]]` entries, or with none
+    /// the embedded default, one built-in spool transport named `spool`.
+    pub fn effective_transports(&self) -> Vec<TransportConfig> {
+        if self.transports.is_empty() {
+            vec![default_transport()]
+        } else {
+            self.transports.clone()
+        }
+    }
+
+    /// Where the plugin named by a `plugin = "..."` value comes from:
+    /// `"spool"` is built in, an absolute path is used as is, any other name
+    /// is a file in `[plugins] folder`.
+    pub fn plugin_source(&self, plugin: &str) -> PluginSource {
+        if plugin == BUILTIN_SPOOL {
+            PluginSource::Builtin(BUILTIN_SPOOL)
+        } else if plugin.starts_with('/') {
+            PluginSource::File(PathBuf::from(plugin))
+        } else {
+            PluginSource::File(self.plugins.folder.join(plugin))
+        }
     }
 
     /// Reads every `secret_file` and returns the clients with secrets resolved.
@@ -768,12 +1010,13 @@ impl Config {
         Ok(out)
     }
 
-    /// The spool folder of the first transport, or `STATE_DIR/spool` when
-    /// none is configured.
+    /// The spool folder of the first built-in spool transport that sets
+    /// one, or `STATE_DIR/spool` (the embedded default's folder).
     pub fn spool_folder(&self) -> PathBuf {
         self.transports
-            .first()
-            .and_then(|t| t.config.get("folder"))
+            .iter()
+            .filter(|t| t.plugin == BUILTIN_SPOOL)
+            .find_map(|t| t.config.get("folder"))
             .and_then(|v| v.as_str())
             .map(PathBuf::from)
             .unwrap_or_else(|| self.server.state_dir.join("spool"))
@@ -1021,9 +1264,94 @@ mod tests {
     }
 
     #[test]
-    fn unknown_transport_plugin_refused() {
-        let e = parse("[[transport]]\nname = \"m\"\nplugin = \"smtp\"\n").unwrap_err();
+    fn plugin_names_must_be_file_names_or_absolute_paths() {
+        let e = parse("[[transport]]\nname = \"m\"\nplugin = \"../evil.so\"\n").unwrap_err();
         assert!(e.to_string().contains("transport[0].plugin"), "{e}");
         assert!(e.to_string().contains("line 3"), "{e}");
+        let c = parse(
+            "[plugins]\nfolder = \"/opt/pw\"\n[[transport]]\nname = \"m\"\nplugin = \"libx.so\"\n\
+             [[transport]]\nname = \"n\"\nplugin = \"/abs/liby.so\"\n[[transport]]\nname = \"s\"\nplugin = \"spool\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.plugin_source(&c.transports[0].plugin),
+            PluginSource::File(PathBuf::from("/opt/pw/libx.so"))
+        );
+        assert_eq!(
+            c.plugin_source(&c.transports[1].plugin),
+            PluginSource::File(PathBuf::from("/abs/liby.so"))
+        );
+        assert_eq!(
+            c.plugin_source(&c.transports[2].plugin),
+            PluginSource::Builtin("spool")
+        );
+        let e = parse("[plugins]\nfolder = \"relative\"\n").unwrap_err();
+        assert!(e.to_string().contains("plugins.folder"), "{e}");
+    }
+
+    #[test]
+    fn transport_entries_have_defaults_and_are_checked() {
+        let c = parse("").unwrap();
+        assert_eq!(c.plugins.folder, PathBuf::from(DEFAULT_PLUGIN_FOLDER));
+        let t = c.effective_transports();
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            (t[0].name.as_str(), t[0].plugin.as_str()),
+            ("spool", "spool")
+        );
+        let c = parse(
+            "[[transport]]\nname = \"sms\"\nplugin = \"libsms.so\"\naddress = \"phone\"\n\
+             groups = [\"staff\"]\ntimeout = \"2s\"\nmax_concurrent = 2\nconfig = { url = \"https://x\" }\n",
+        )
+        .unwrap();
+        let t = &c.transports[0];
+        assert_eq!(t.address, AddressKind::Phone);
+        assert_eq!(t.groups, vec!["staff".to_string()]);
+        assert_eq!(t.timeout, Duration::from_secs(2));
+        assert_eq!(t.max_concurrent, 2);
+        assert_eq!(c.effective_transports().len(), 1);
+        let defaults = parse("[[transport]]\nname = \"m\"\nplugin = \"libm.so\"\n").unwrap();
+        assert_eq!(defaults.transports[0].address, AddressKind::Any);
+        assert_eq!(defaults.transports[0].timeout, Duration::from_secs(10));
+        assert_eq!(defaults.transports[0].max_concurrent, 4);
+
+        let e = parse("[[transport]]\nname = \"m\"\nplugin = \"x.so\"\naddress = \"fax\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("line 4"), "{e}");
+        let e = parse("[[transport]]\nname = \"m\"\nplugin = \"x.so\"\nmax_concurrent = 0\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("transport[0].max_concurrent"), "{e}");
+        assert!(e.to_string().contains("line 4"), "{e}");
+        let e = parse("[[transport]]\nname = \"m\"\nplugin = \"x.so\"\ntimeout = \"1h\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("transport[0].timeout"), "{e}");
+        let e = parse(
+            "[[transport]]\nname = \"m\"\nplugin = \"x.so\"\n[[transport]]\nname = \"m\"\nplugin = \"y.so\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("transport[1].name"), "{e}");
+        assert!(e.to_string().contains("line 5"), "{e}");
+        let e = parse("[[transport]]\nname = \"m\"\nplugin = \"x.so\"\nretries = 3\n").unwrap_err();
+        assert!(e.to_string().contains("retries"), "{e}");
+        let e = parse("[[transport]]\nname = \"s\"\nplugin = \"spool\"\nconfig = { folder = 3 }\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("transport[0].config"), "{e}");
+    }
+
+    #[test]
+    fn directory_entries_are_checked() {
+        let c = parse(
+            "[[directory]]\nname = \"corp\"\nplugin = \"libldap.so\"\nconfig = { url = \"ldap://x\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.directories[0].name, "corp");
+        assert_eq!(c.directories[0].max_concurrent, 4);
+        let e = parse("[[directory]]\nname = \"local\"\nplugin = \"libldap.so\"\n").unwrap_err();
+        assert!(e.to_string().contains("directory[0].name"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = parse("[[directory]]\nname = \"d\"\nplugin = \"spool\"\n").unwrap_err();
+        assert!(e.to_string().contains("directory[0].plugin"), "{e}");
+        let e = parse("[[directory]]\nname = \"d\"\nplugin = \"x.so\"\nbase = 1\n").unwrap_err();
+        assert!(e.to_string().contains("base"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
 //! The running daemon: [`App`] is the state every front door shares (config,
-//! store, master key, transport), and [`run`] binds the listeners, tells
+//! store, master key, transports and directory plugins), and [`run`] binds the listeners, tells
 //! systemd it is ready, serves until SIGTERM/SIGINT and drains.
 //!
 //! Listeners are bound before anything is served, so a port in use is a
@@ -13,10 +13,10 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::config::Config;
+use crate::plugin_host::PluginHandle;
 use crate::secrets::MasterKey;
 use crate::store::Store;
-use crate::transport::spool::SpoolTransport;
-use crate::transport::Transport;
+use crate::transport::Transports;
 
 /// Shared state of the running daemon.
 pub struct App {
@@ -26,13 +26,17 @@ pub struct App {
     pub store: Store,
     /// The master key (seals PINs and seeds, hashes codes and tokens).
     pub key: MasterKey,
-    /// Where messages to users go.
-    pub transport: Box<dyn Transport>,
+    /// Where messages to users go: the loaded `[[transport]]` plugins.
+    pub transports: Transports,
+    /// The loaded `[[directory]]` plugins, in config order (loaded and
+    /// health-checked at start; users are not looked up in them yet).
+    pub directories: Vec<PluginHandle>,
     /// When the daemon started.
     pub started: Instant,
-    /// Held while a provision code is sent and stored, so the stored code is
-    /// always the one sent last.
-    pub provision_send_lock: std::sync::Mutex<()>,
+    /// Per-user locks held while a provision code is sent and stored, so the
+    /// stored code is always the one sent last. Per user, so a transport
+    /// that hangs for one user does not hold up the others.
+    pub provision_send_locks: UserLocks,
     /// Sends committed audit rows to syslog and the log.
     pub audit: crate::audit::AuditLog,
     /// Serialises and bounds directory password checks (Argon2).
@@ -41,13 +45,37 @@ pub struct App {
     pub pending_provision_sends: Arc<tokio::sync::Semaphore>,
 }
 
+/// One mutex per user name, made on demand and forgotten when unused.
+#[derive(Default)]
+pub struct UserLocks {
+    locks:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<std::sync::Mutex<()>>>>,
+}
+
+impl UserLocks {
+    /// The lock of `user` (the same one for every caller while any holds it).
+    pub fn of(&self, user: &str) -> Arc<std::sync::Mutex<()>> {
+        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lock) = map.get(user).and_then(std::sync::Weak::upgrade) {
+            return lock;
+        }
+        if map.len() >= 1024 {
+            map.retain(|_, weak| weak.strong_count() > 0);
+        }
+        let lock = Arc::new(std::sync::Mutex::new(()));
+        map.insert(user.to_string(), Arc::downgrade(&lock));
+        lock
+    }
+}
+
 /// Most provision-code requests from the REST API waiting to be sent at once.
 pub const PENDING_SENDS: usize = 64;
 
 impl App {
-    /// Opens the state directory, master key and store for `config`.
+    /// Opens the state directory, master key and store for `config`, and
+    /// loads its plugins.
     ///
-    /// Errors name the path that failed.
+    /// Errors name the path that failed, or the plugin refused and why.
     pub fn open(config: Config) -> anyhow::Result<App> {
         use std::os::unix::fs::DirBuilderExt;
         let state = &config.server.state_dir;
@@ -66,12 +94,9 @@ impl App {
         let db = config.server.database_path();
         let store =
             Store::open(&db).with_context(|| format!("cannot open database {}", db.display()))?;
-        let name = config
-            .transports
-            .first()
-            .map(|t| t.name.clone())
-            .unwrap_or_else(|| "spool".to_string());
-        let transport = Box::new(SpoolTransport::new(name, config.spool_folder()));
+        let transports = Transports::load(&config).map_err(anyhow::Error::msg)?;
+        let directories =
+            crate::transport::load_directories(&config).map_err(anyhow::Error::msg)?;
         let audit = crate::audit::AuditLog::new(config.audit.syslog, &config.audit.syslog_socket);
         Ok(App {
             audit,
@@ -79,9 +104,10 @@ impl App {
             config,
             store,
             key,
-            transport,
+            transports,
+            directories,
             started: Instant::now(),
-            provision_send_lock: std::sync::Mutex::new(()),
+            provision_send_locks: UserLocks::default(),
             pending_provision_sends: Arc::new(tokio::sync::Semaphore::new(PENDING_SENDS)),
         })
     }
@@ -170,6 +196,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
 
     let maintenance_task = tokio::spawn(maintenance(app.clone(), shutdown_rx.clone()));
+    tokio::spawn(check_directories(app.clone()));
 
     tracing::info!(
         http = %bound.http,
@@ -226,5 +253,43 @@ async fn maintenance(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<b
             Ok(Err(e)) => tracing::warn!("audit pruning failed: {e}"),
             Err(e) => tracing::warn!("audit pruning task failed: {e}"),
         }
+    }
+}
+
+/// Health-checks the directory plugins once at start, logging the outcome
+/// (a failure is logged by the plugin host; the daemon serves anyway).
+async fn check_directories(app: Arc<App>) {
+    for plugin in &app.directories {
+        if plugin.health().await.is_ok() {
+            tracing::info!("plugin {} healthy", plugin.name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_locks_are_shared_per_user_and_forgotten() {
+        let locks = UserLocks::default();
+        let a = locks.of("alice");
+        assert!(Arc::ptr_eq(&a, &locks.of("alice")));
+        assert!(!Arc::ptr_eq(&a, &locks.of("bob")));
+        let _held = a.lock().unwrap();
+        // Another user is not held up by alice's lock.
+        assert!(locks.of("bob").try_lock().is_ok());
+        drop(_held);
+        drop(a);
+        assert_eq!(
+            locks
+                .locks
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|w| w.strong_count() > 0)
+                .count(),
+            0
+        );
     }
 }

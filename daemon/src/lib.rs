@@ -5,12 +5,15 @@
 //! ([`config`]), the pure one-time-code engine ([`otc`]), the SQLite store
 //! ([`store`]), secrets at rest ([`secrets`]), the single rule deciding whether a
 //! code is right ([`auth`]), Mobile Provision Codes ([`provision`]), message
-//! delivery ([`transport`]), and the three front doors: RADIUS ([`radius`]),
+//! delivery ([`transport`], through plugins loaded by [`plugin_host`]), and
+//! the three front doors: RADIUS ([`radius`]),
 //! HTTP ([`http`]) and the admin socket ([`admin`]). [`system`] holds what
 //! touches the operating system (signals, sd_notify, logging).
 //!
 //! Nothing here may log or return a PIN, one-time code, provision code, seed,
-//! device token or shared secret.
+//! device token or shared secret. Only [`plugin_host`] may use `unsafe`
+//! (the plugin C ABI).
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod audit;
@@ -19,6 +22,8 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod otc;
+#[allow(unsafe_code)]
+pub mod plugin_host;
 pub mod provision;
 pub mod radius;
 pub mod secrets;

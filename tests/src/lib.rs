@@ -52,6 +52,34 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Path of a built plugin library of workspace crate `crate_name` (e.g.
+/// `pinwheel-test-plugin-misbehaving` -> `libpinwheel_test_plugin_misbehaving.so`);
+/// panics with a clear message when it is missing.
+pub fn plugin_lib(crate_name: &str) -> PathBuf {
+    let path = bin_dir().join(format!("lib{}.so", crate_name.replace('-', "_")));
+    if !path.is_file() {
+        panic!(
+            "plugin {} not found: run `cargo build --workspace` first",
+            path.display()
+        );
+    }
+    path
+}
+
+/// Copies the built plugin of `crate_name` into `folder` (created 0755) with
+/// file mode `mode`; returns the copy's path. The daemon refuses plugin files
+/// writable by group or others, so tests pass 0o644 unless they test that.
+pub fn install_plugin(folder: &Path, crate_name: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let src = plugin_lib(crate_name);
+    fs::create_dir_all(folder).expect("create plugin folder");
+    fs::set_permissions(folder, fs::Permissions::from_mode(0o755)).expect("chmod plugin folder");
+    let dest = folder.join(src.file_name().expect("plugin file name"));
+    fs::copy(&src, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+    fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).expect("chmod plugin");
+    dest
+}
+
 /// Path of the real `radclient`; panics (never skips) when it is missing.
 pub fn radclient() -> PathBuf {
     let default = PathBuf::from("/usr/bin/radclient");
@@ -462,6 +490,8 @@ pub struct Config {
     pub client_extra: String,
     /// Raw TOML lines added inside the `[http]` table.
     pub http_extra: String,
+    /// Raw TOML lines added inside the `[server]` table.
+    pub server_extra: String,
     /// Raw TOML appended at the end of the file.
     pub extra: String,
 }
@@ -475,6 +505,7 @@ impl Default for Config {
             two_stage: false,
             client_extra: String::new(),
             http_extra: String::new(),
+            server_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -538,7 +569,11 @@ impl Layout {
             "runtime_dir = {}\n",
             toml_str(&self.runtime_dir.to_string_lossy())
         ));
-        t.push_str(&format!("public_url = {}\n\n", toml_str(&self.base_url())));
+        t.push_str(&format!(
+            "public_url = {}\n{}\n",
+            toml_str(&self.base_url()),
+            cfg.server_extra
+        ));
         t.push_str(&format!(
             "[http]\nlisten = \"127.0.0.1:{}\"\n{}\n",
             self.http_port, cfg.http_extra

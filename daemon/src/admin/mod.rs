@@ -121,6 +121,8 @@ pub enum AdminRequest {
     },
     /// Daemon status.
     Status,
+    /// The loaded plugins with their health, checked now.
+    Plugins,
 }
 
 impl std::fmt::Debug for AdminRequest {
@@ -142,6 +144,7 @@ impl std::fmt::Debug for AdminRequest {
             AdminRequest::TokenResync { .. } => "token-resync",
             AdminRequest::Audit { .. } => "audit",
             AdminRequest::Status => "status",
+            AdminRequest::Plugins => "plugins",
         };
         f.write_str(name)
     }

@@ -17,7 +17,8 @@ use crate::otc::{Pin, BATCH_SIZE};
 use crate::provision;
 use crate::secrets::Purpose;
 use crate::store::{audit as audit_store, devices, users, StoreError};
-use crate::transport::{Message, MessageKind};
+use crate::transport::{Recipient, SendError};
+use pinwheel_sdk::{Message, MessageKind};
 
 /// Most admin connections open at once.
 const MAX_CONNECTIONS: usize = 32;
@@ -174,7 +175,7 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
                 .map(|()| serde_json::json!({"deleted": name}))
         }
         AdminRequest::ProvisionSend { name } => provision::send_code(app, &name, &Source::Admin)
-            .map(|()| serde_json::json!({"sent": name, "transport": app.transport.name()}))
+            .map(|transport| serde_json::json!({"sent": name, "transport": transport}))
             .map_err(|e| e.to_string()),
         AdminRequest::UserLock { name } => change(app, "lock", &name, |tx| {
             users::set_lock(tx, &name, Some(users::LOCKED_UNTIL_UNLOCKED))
@@ -255,6 +256,7 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
                 .and_then(|rows| serde_json::to_value(rows).map_err(|e| e.to_string()))
         }
         AdminRequest::Status => status(app),
+        AdminRequest::Plugins => Ok(plugins(app)),
     };
     match outcome {
         Ok(value) => success(value),
@@ -300,12 +302,7 @@ fn user_set_pin(app: &App, name: &str, pin: Option<String>) -> Result<serde_json
         Ok(())
     })?;
     if generated {
-        let recipient = user
-            .email
-            .clone()
-            .or(user.phone.clone())
-            .unwrap_or_default();
-        send_pin(app, name, &recipient, &pin).map_err(|e| {
+        send_pin(app, &Recipient::of(&user), &pin).map_err(|e| {
             format!(
                 "PIN of {name} changed, but the new PIN could not be sent: {e}; set one with --pin"
             )
@@ -406,24 +403,18 @@ fn parse_or_generate_pin(app: &App, pin: Option<String>) -> Result<(Pin, bool), 
     }
 }
 
-/// Sends a generated PIN over the user's transport.
-fn send_pin(
-    app: &App,
-    name: &str,
-    recipient: &str,
-    pin: &Pin,
-) -> Result<(), crate::transport::TransportError> {
-    let message = Message {
-        kind: MessageKind::Pin,
-        username: name.to_string(),
-        recipient: recipient.to_string(),
-        subject: "Your Pinwheel PIN".to_string(),
-        body: format!(
-            "Your Pinwheel PIN is: {}\nKeep it secret. You combine it with the security strings on your phone to log in.\n",
-            pin.as_str()
-        ),
-    };
-    app.transport.send(&message)
+/// Sends a generated PIN over the user's transport; returns the transport's name.
+fn send_pin(app: &App, user: &Recipient, pin: &Pin) -> Result<String, SendError> {
+    let mut message = Message::new(MessageKind::Pin, user.username.clone());
+    message.subject = "Your Pinwheel PIN".to_string();
+    message.body = format!(
+        "Your Pinwheel PIN is: {}\nKeep it secret. You combine it with the security strings on your phone to log in.\n",
+        pin.as_str()
+    );
+    message
+        .values
+        .insert("pin".into(), pin.as_str().to_string());
+    app.transports.send_blocking(user, message)
 }
 
 fn user_add(
@@ -474,10 +465,24 @@ fn user_add(
         Outcome::Ok,
         None,
     );
-    let recipient = email.clone().or_else(|| phone.clone()).unwrap_or_default();
+    let recipient = Recipient {
+        username: name.to_string(),
+        email: email.clone(),
+        phone: phone.clone(),
+        groups: groups.to_vec(),
+    };
+    let transport = app
+        .transports
+        .choose(&recipient)
+        .map(|t| t.name().to_string());
+    if generated && transport.is_none() {
+        return Err(format!(
+            "user {name} not added: no configured transport can reach the user's address to send the generated PIN; set one with --pin"
+        ));
+    }
     // Insert and (for a generated PIN) send in one transaction: if the PIN
     // cannot be sent the user is not created, so no one holds a PIN nobody knows.
-    app.store.transaction(|tx| {
+    let transport = app.store.transaction(|tx| {
         users::insert(tx, name, email.as_deref(), phone.as_deref(), &sealed, now).map_err(|e| {
             match e {
                 StoreError::Duplicate(_) => format!("user {name} already exists"),
@@ -485,20 +490,22 @@ fn user_add(
             }
         })?;
         users::set_groups(tx, name, groups)?;
-        if generated {
-            send_pin(app, name, &recipient, &pin).map_err(|e| {
+        let transport = if generated {
+            Some(send_pin(app, &recipient, &pin).map_err(|e| {
                 format!("user {name} not added: the generated PIN could not be sent: {e}")
-            })?;
-        }
+            })?)
+        } else {
+            transport
+        };
         audit_store::insert(tx, &row)?;
-        Ok::<_, String>(())
+        Ok::<_, String>(transport)
     })?;
     app.audit.emit(&[row]);
     tracing::info!(user = ?name, pin_generated = generated, "user added");
     Ok(serde_json::json!({
         "added": name,
         "pin": if generated { "generated and sent" } else { "set" },
-        "transport": app.transport.name(),
+        "transport": transport,
     }))
 }
 
@@ -580,6 +587,51 @@ fn status(app: &App) -> Result<serde_json::Value, String> {
         "radius_clients": app.config.radius.clients.len(),
         "users": users,
         "devices": devices,
-        "transport": app.transport.name(),
+        "transports": app.transports.names(),
+        "directories": app.directories.iter().map(|d| d.name().to_string()).collect::<Vec<_>>(),
     }))
+}
+
+/// Every loaded plugin (transports, then directories) with its health,
+/// checked now. The checks run at once, so the answer takes at most about
+/// the slowest plugin's timeout (twice it when the plugin is busy).
+fn plugins(app: &App) -> serde_json::Value {
+    let all: Vec<&crate::plugin_host::PluginHandle> = app
+        .transports
+        .plugins()
+        .chain(app.directories.iter())
+        .collect();
+    let health: Vec<String> = std::thread::scope(|scope| {
+        let checks: Vec<_> = all
+            .iter()
+            .map(|p| scope.spawn(move || p.health_blocking()))
+            .collect();
+        checks
+            .into_iter()
+            .map(|c| match c.join() {
+                Ok(Ok(())) => "ok".to_string(),
+                Ok(Err(e)) => e.failure.to_string(),
+                Err(_) => "the health check failed".to_string(),
+            })
+            .collect()
+    });
+    let rows: Vec<serde_json::Value> = all
+        .iter()
+        .zip(health)
+        .map(|(p, health)| {
+            let info = p.info();
+            serde_json::json!({
+                "name": info.name,
+                "kind": info.kind,
+                "implementation": info.implementation,
+                "file": info.file,
+                "version": info.version,
+                "timeout": humantime::format_duration(info.timeout).to_string(),
+                "max_concurrent": info.max_concurrent,
+                "running": p.running(),
+                "health": health,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows)
 }

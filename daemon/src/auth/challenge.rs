@@ -15,13 +15,17 @@
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use rand::RngCore;
 
-use super::{count, decide_and_audit, decision_rows, open_pin, Credential, Decision, RejectReason};
+use super::{
+    audited, count, decide_and_audit, decision_rows, open_pin, Audited, Credential, Decision,
+    RejectReason,
+};
 use crate::audit::{self, Outcome, Source};
 use crate::daemon::App;
 use crate::otc::{self, Alphabet, DeviceSeed};
 use crate::secrets::Purpose;
 use crate::store::{audit as audit_store, challenges, users, StoreError};
-use crate::transport::{Message, MessageKind};
+use crate::transport::Recipient;
+use pinwheel_sdk::{Message, MessageKind};
 
 /// Bytes of a RADIUS State issued with an Access-Challenge.
 pub const STATE_LEN: usize = 32;
@@ -213,19 +217,16 @@ pub fn start(
     let Some((_, recipient, string)) = delivery else {
         return Ok(FirstLeg::Reject(RejectReason::Internal));
     };
-    let message = Message {
-        kind: MessageKind::SecurityString,
-        username: username.to_string(),
-        recipient,
-        subject: "Your security string".to_string(),
-        body: format!(
-            "Your security string is: {string}\n\
-             Positions: 1234567890\n\
-             Type the characters at the positions your PIN names, in PIN order. It is valid for {}.\n",
-            crate::provision::describe_lifetime(app.config.dual_channel.ttl)
-        ),
-    };
-    if let Err(e) = app.transport.send(&message) {
+    let mut message = Message::new(MessageKind::SecurityString, username);
+    message.subject = "Your security string".to_string();
+    message.body = format!(
+        "Your security string is: {string}\n\
+         Positions: 1234567890\n\
+         Type the characters at the positions your PIN names, in PIN order. It is valid for {}.\n",
+        crate::provision::describe_lifetime(app.config.dual_channel.ttl)
+    );
+    message.values.insert("string".into(), string.clone());
+    if let Err(e) = app.transports.send_blocking(&recipient, message) {
         tracing::warn!(user = ?username, "security string not delivered: {e}");
         app.store
             .with(|c| challenges::take(c, &state_hash).map(|_| ()))?;
@@ -256,7 +257,7 @@ fn first_leg(
     state_hash: &[u8],
     expires_at: i64,
     now: i64,
-) -> Result<Result<(i64, String, String), RejectReason>, StoreError> {
+) -> Result<Result<(i64, Recipient, String), RejectReason>, StoreError> {
     let Some(user) = users::by_name(tx, username)? else {
         return Ok(Err(RejectReason::UnknownUser));
     };
@@ -270,7 +271,7 @@ fn first_leg(
         return match count(
             app,
             tx,
-            user.id,
+            &user,
             Decision::Reject(RejectReason::WrongPassword),
             now,
         )?
@@ -280,9 +281,10 @@ fn first_leg(
             Decision::Accept => Ok(Err(RejectReason::WrongPassword)),
         };
     }
-    let Some(recipient) = user.email.clone().or_else(|| user.phone.clone()) else {
+    let recipient = Recipient::of(&user);
+    if app.transports.choose(&recipient).is_none() {
         return Ok(Err(RejectReason::NotDelivered));
-    };
+    }
     if challenges::outstanding(tx, user.id, now)? >= MAX_OUTSTANDING_CHALLENGES {
         return Ok(Err(RejectReason::TooManyChallenges));
     }
@@ -325,32 +327,65 @@ pub fn answer(
     let now = crate::unix_now();
     let state_hash = app.key.keyed_hash(Purpose::ChallengeState, state);
     decide_and_audit(app, username, source, now, |tx| {
-        let challenge = challenges::take(tx, &state_hash)?;
-        let early = |r| (Decision::Reject(r), Decision::Reject(r), Vec::new());
-        Ok(match users::by_name(tx, username)? {
-            None => early(RejectReason::UnknownUser),
-            Some(user) if !user.enabled => early(RejectReason::Disabled),
-            Some(user) if user.is_locked(now) => early(RejectReason::Locked),
-            Some(user) => {
-                let verdict = match challenge {
-                    Some(c)
-                        if c.user_id == user.id && c.client == client && now <= c.expires_at =>
+        second_leg(app, tx, username, &state_hash, credential, client, now)
+    })
+}
+
+/// [`answer`] inside a transaction the caller owns and commits (the store's
+/// decision thread): the audit rows are written, and returned to be emitted
+/// after the commit.
+///
+/// Errors: store failures only.
+#[allow(clippy::too_many_arguments)]
+pub fn answer_in(
+    app: &App,
+    conn: &rusqlite::Connection,
+    username: &str,
+    state: &[u8],
+    credential: &Credential<'_>,
+    client: &str,
+    source: &Source,
+    now: i64,
+) -> Result<Audited, StoreError> {
+    let state_hash = app.key.keyed_hash(Purpose::ChallengeState, state);
+    audited(conn, username, source, now, |tx| {
+        second_leg(app, tx, username, &state_hash, credential, client, now)
+    })
+}
+
+/// The second-leg decision inside the caller's transaction.
+fn second_leg(
+    app: &App,
+    tx: &rusqlite::Connection,
+    username: &str,
+    state_hash: &[u8],
+    credential: &Credential<'_>,
+    client: &str,
+    now: i64,
+) -> Result<(Decision, Decision, Vec<String>), StoreError> {
+    let challenge = challenges::take(tx, state_hash)?;
+    let early = |r| (Decision::Reject(r), Decision::Reject(r), Vec::new());
+    Ok(match users::by_name(tx, username)? {
+        None => early(RejectReason::UnknownUser),
+        Some(user) if !user.enabled => early(RejectReason::Disabled),
+        Some(user) if user.is_locked(now) => early(RejectReason::Locked),
+        Some(user) => {
+            let verdict = match challenge {
+                Some(c) if c.user_id == user.id && c.client == client && now <= c.expires_at => {
+                    match app
+                        .key
+                        .open(Purpose::ChallengeCode, &user.name, &c.otc_sealed)
                     {
-                        match app
-                            .key
-                            .open(Purpose::ChallengeCode, &user.name, &c.otc_sealed)
-                        {
-                            Ok(expected) if credential.proves(&expected) => Decision::Accept,
-                            Ok(_) => Decision::Reject(RejectReason::WrongCode),
-                            Err(_) => Decision::Reject(RejectReason::Internal),
-                        }
+                        Ok(expected) if credential.proves(&expected) => Decision::Accept,
+                        Ok(_) => Decision::Reject(RejectReason::WrongCode),
+                        Err(_) => Decision::Reject(RejectReason::Internal),
                     }
-                    _ => Decision::Reject(RejectReason::BadState),
-                };
-                let (answer, verdict) = count(app, tx, user.id, verdict, now)?;
-                (answer, verdict, user.groups)
-            }
-        })
+                }
+                _ => Decision::Reject(RejectReason::BadState),
+            };
+            let (answer, verdict) = count(app, tx, &user, verdict, now)?;
+            (answer, verdict, user.groups)
+        }
     })
 }
 

@@ -226,10 +226,76 @@ pub fn check_credential_with_groups(
     })
 }
 
+/// A decision made inside a transaction, with the audit rows already written
+/// in it; [`Audited::emit`] them once that transaction is committed.
+#[derive(Debug)]
+pub struct Audited {
+    /// The answer.
+    pub decision: Decision,
+    /// The user's groups (for an Accept; empty otherwise).
+    pub groups: Vec<String>,
+    /// The audit rows written with the decision.
+    pub rows: Vec<audit::AuditRow>,
+}
+
+impl Audited {
+    /// Sends the rows to syslog and the daemon log. Call only after the
+    /// decision's transaction committed.
+    pub fn emit(&self, app: &App) {
+        app.audit.emit(&self.rows);
+    }
+}
+
+/// [`check_credential_with_groups`] inside a transaction the caller owns and
+/// commits (the store's decision thread, [`crate::store::Store::submit`]):
+/// decides, writes the audit rows, and returns them to be emitted after the
+/// commit. Nothing is answered from here: the caller answers only after the
+/// commit.
+///
+/// Errors: only store failures (the caller's savepoint is then rolled back).
+pub fn decide_in(
+    app: &App,
+    conn: &rusqlite::Connection,
+    username: &str,
+    credential: &Credential<'_>,
+    source: &Source,
+    now: i64,
+) -> Result<Audited, StoreError> {
+    audited(conn, username, source, now, |tx| {
+        decide(app, tx, username, credential, now)
+    })
+}
+
 /// What a decision function returns: the answer, the verdict on the code
 /// itself (they differ when this failure locked the user), and the user's
 /// groups (for an Accept).
 type Decided = (Decision, Decision, Vec<String>);
+
+/// Runs decision `f` and writes its audit rows, inside the caller's
+/// transaction.
+fn audited(
+    conn: &rusqlite::Connection,
+    username: &str,
+    source: &Source,
+    now: i64,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<Decided, StoreError>,
+) -> Result<Audited, StoreError> {
+    let (decision, verdict, groups) = f(conn)?;
+    let rows = decision_rows(now, username, source, decision, verdict);
+    for row in &rows {
+        audit_store::insert(conn, row)?;
+    }
+    let groups = if decision == Decision::Accept {
+        groups
+    } else {
+        Vec::new()
+    };
+    Ok(Audited {
+        decision,
+        groups,
+        rows,
+    })
+}
 
 /// Runs decision `f` (returning the answer and the verdict, as [`count`]
 /// does) in a grouped transaction together with its audit rows, and emits
@@ -243,21 +309,11 @@ fn decide_and_audit(
     now: i64,
     f: impl FnOnce(&rusqlite::Connection) -> Result<Decided, StoreError>,
 ) -> Result<(Decision, Vec<String>), StoreError> {
-    let (decision, groups, rows) = app.store.transaction_grouped(|tx| {
-        let (decision, verdict, groups) = f(tx)?;
-        let rows = decision_rows(now, username, source, decision, verdict);
-        for row in &rows {
-            audit_store::insert(tx, row)?;
-        }
-        let groups = if decision == Decision::Accept {
-            groups
-        } else {
-            Vec::new()
-        };
-        Ok::<_, StoreError>((decision, groups, rows))
-    })?;
-    app.audit.emit(&rows);
-    Ok((decision, groups))
+    let done = app
+        .store
+        .transaction_grouped(|tx| audited(tx, username, source, now, f))?;
+    done.emit(app);
+    Ok((done.decision, done.groups))
 }
 
 /// The decision itself, inside the caller's transaction.
@@ -296,7 +352,7 @@ fn decide(
             Decision::Reject(RejectReason::Internal)
         }
     };
-    let (answer, verdict) = count(app, tx, user.id, verdict, now)?;
+    let (answer, verdict) = count(app, tx, &user, verdict, now)?;
     Ok((answer, verdict, user.groups))
 }
 
@@ -312,11 +368,15 @@ fn decide(
 fn count(
     app: &App,
     tx: &rusqlite::Connection,
-    user_id: i64,
+    user: &users::UserRow,
     verdict: Decision,
     now: i64,
 ) -> Result<(Decision, Decision), StoreError> {
+    let user_id = user.id;
     match verdict {
+        // `user` was read in this transaction: nothing to clear when the
+        // count is already 0 (the usual case), so no write.
+        Decision::Accept if user.failures == 0 => {}
         Decision::Accept => users::reset_failures(tx, user_id)?,
         Decision::Reject(reason) if reason.counts_as_failure() => {
             let policy = &app.config.policy;
@@ -667,5 +727,52 @@ mod tests {
                 .count();
             assert_eq!(accepted, 1, "index {index}");
         }
+    }
+
+    #[test]
+    fn queued_decisions_accept_a_code_once_and_audit_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, strings) = provisioned(dir.path());
+        let app = std::sync::Arc::new(app);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for index in 1..=10u8 {
+            let code = typed(&strings, index);
+            for _ in 0..4 {
+                let (app2, code, tx) = (app.clone(), code.clone(), tx.clone());
+                app.store.submit(
+                    move |c| {
+                        decide_in(
+                            &app2,
+                            c,
+                            "alice",
+                            &Credential::Pap(&code),
+                            &Source::Admin,
+                            crate::unix_now(),
+                        )
+                    },
+                    move |out| tx.send((index, out.unwrap().decision)).unwrap(),
+                );
+            }
+        }
+        let answers: Vec<(u8, Decision)> = (0..40).map(|_| rx.recv().unwrap()).collect();
+        for index in 1..=10u8 {
+            let of = |d: Decision| {
+                answers
+                    .iter()
+                    .filter(|(i, got)| *i == index && *got == d)
+                    .count()
+            };
+            assert_eq!(of(Decision::Accept), 1, "index {index}");
+            assert_eq!(
+                of(Decision::Reject(RejectReason::IndexUsed)),
+                3,
+                "index {index}"
+            );
+        }
+        let rows = app
+            .store
+            .with(|c| audit_store::query(c, Some("alice"), 0, 1000))
+            .unwrap();
+        assert_eq!(rows.iter().filter(|r| r.event == "auth").count(), 40);
     }
 }

@@ -53,6 +53,9 @@ enum Command {
     },
     /// Show the daemon's status.
     Status,
+    /// List the loaded plugins (transports and directories) with their
+    /// health, checked now.
+    Plugins,
 }
 
 #[derive(Subcommand)]
@@ -308,6 +311,7 @@ fn main() -> ExitCode {
             AdminRequest::ProvisionSend { name: name.clone() }
         }
         Command::Status => AdminRequest::Status,
+        Command::Plugins => AdminRequest::Plugins,
     };
     let response = match client::call(&socket, &request, Duration::from_secs(30)) {
         Ok(r) => r,
@@ -499,6 +503,35 @@ fn print_result(command: &Command, result: &serde_json::Value) {
                 "Mobile Provision Code sent to {name} over transport {}",
                 field("transport")
             )
+        }
+        Command::Plugins => {
+            let rows = result.as_array().cloned().unwrap_or_default();
+            let text = |row: &serde_json::Value, k: &str| {
+                printable(
+                    &row.get(k)
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                        .unwrap_or_default(),
+                )
+            };
+            println!(
+                "{:<16} {:<10} {:<48} {:<10} HEALTH",
+                "NAME", "KIND", "PLUGIN FILE", "VERSION"
+            );
+            for row in &rows {
+                println!(
+                    "{:<16} {:<10} {:<48} {:<10} {}",
+                    text(row, "name"),
+                    text(row, "kind"),
+                    text(row, "file"),
+                    text(row, "version"),
+                    text(row, "health")
+                );
+            }
+            println!("{} plugin(s)", rows.len());
         }
         Command::Status => {
             if let Some(map) = result.as_object() {

@@ -79,6 +79,34 @@ pub fn identify<'a>(
     found.ok_or("bad_agent_secret")
 }
 
+/// Audits a request that no agent matched (`reason` from [`identify`]).
+/// Nobody authenticated it, so its rows are budgeted.
+pub(crate) async fn audit_refusal(app: &Arc<App>, peer: SocketAddr, reason: &'static str) {
+    let source = Source::Agent {
+        name: "unknown".into(),
+        addr: peer,
+    };
+    let row = audit::row(
+        crate::unix_now(),
+        "agent-auth",
+        None,
+        &source,
+        Outcome::Fail,
+        Some(reason),
+    );
+    let app = app.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if !app.audit.allow_unauthenticated() {
+            return;
+        }
+        if let Err(e) = app.store.with(|c| crate::store::audit::insert(c, &row)) {
+            tracing::warn!("audit write failed: {e}");
+        }
+        app.audit.emit(&[row]);
+    })
+    .await;
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuthRequest {
@@ -97,30 +125,7 @@ pub async fn authenticate(
     let agent = match identify(&app.config.agents, peer, secret.as_deref()) {
         Ok(agent) => agent.name.clone(),
         Err(reason) => {
-            let source = Source::Agent {
-                name: "unknown".into(),
-                addr: peer,
-            };
-            let row = audit::row(
-                crate::unix_now(),
-                "agent-auth",
-                None,
-                &source,
-                Outcome::Fail,
-                Some(reason),
-            );
-            let app2 = app.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                // Nobody authenticated this request: its rows are budgeted.
-                if !app2.audit.allow_unauthenticated() {
-                    return;
-                }
-                if let Err(e) = app2.store.with(|c| crate::store::audit::insert(c, &row)) {
-                    tracing::warn!("audit write failed: {e}");
-                }
-                app2.audit.emit(&[row]);
-            })
-            .await;
+            audit_refusal(&app, peer, reason).await;
             return error(
                 StatusCode::FORBIDDEN,
                 "FORBIDDEN",

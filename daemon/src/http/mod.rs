@@ -12,6 +12,7 @@
 //! transport work runs on the blocking pool.
 
 pub mod agent;
+pub mod agent_xml;
 pub mod api;
 pub mod pages;
 
@@ -37,6 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/provision", get(pages::provision_landing))
         .nest("/api/v1", api::routes())
+        .merge(agent_xml::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             request_deadline,

@@ -17,7 +17,8 @@ use crate::daemon::App;
 use crate::otc::{self, oath, Alphabet, DeviceSeed, SecurityString};
 use crate::secrets::{self, Purpose};
 use crate::store::{audit as audit_store, devices, provision_codes, users, StoreError};
-use crate::transport::{Message, MessageKind, TransportError};
+use crate::transport::{Recipient, SendError};
+use pinwheel_sdk::{Message, MessageKind};
 
 /// Longest code or token input looked at; longer input is a failure.
 const MAX_INPUT_LEN: usize = 128;
@@ -50,7 +51,7 @@ pub enum ProvisionError {
     Disabled(String),
     /// The message could not be sent; any earlier code stays valid.
     #[error("the provision code could not be sent ({0}); any earlier code is still valid")]
-    Transport(#[from] TransportError),
+    Transport(#[from] SendError),
     /// The device token is unknown or revoked.
     #[error("device token not recognised (the device may have been replaced)")]
     BadToken,
@@ -116,16 +117,19 @@ pub fn provision_url(public_url: &str, username: &str, code: &str) -> String {
 /// user's transport. The new code is stored before it is sent (so it works the
 /// moment it arrives) and the earlier code is put back if sending fails.
 ///
-/// Sends are serialised (one at a time), so the code stored is always the one
-/// sent last, and the hourly limit is checked and recorded in one transaction.
+/// Sends to one user are serialised (one at a time), so the code stored is
+/// always the one sent last, and the hourly limit is checked and recorded in one transaction.
 ///
-/// Errors: [`ProvisionError::UnknownUser`], `Disabled`, `NoRecipient`,
-/// `RateLimited` (not for [`Source::Admin`]), `Transport` (earlier code
+/// Returns the name of the transport the code went over.
+///
+/// Errors: [`ProvisionError::UnknownUser`], `Disabled`, `NoRecipient` (no
+/// transport can reach the user), `RateLimited` (not for [`Source::Admin`]),
+/// `Transport` (the plugin failed, timed out or was too busy; earlier code
 /// kept), `Store`. The REST API hides all of these behind the same 202.
-pub fn send_code(app: &App, username: &str, source: &Source) -> Result<(), ProvisionError> {
+pub fn send_code(app: &App, username: &str, source: &Source) -> Result<String, ProvisionError> {
     let result = send_code_inner(app, username, source);
     let reason = match &result {
-        Ok(()) => None,
+        Ok(_) => None,
         Err(ProvisionError::UnknownUser(_)) => Some("unknown_user"),
         Err(ProvisionError::Disabled(_)) => Some("disabled"),
         Err(ProvisionError::NoRecipient(_)) => Some("no_recipient"),
@@ -160,11 +164,9 @@ pub fn send_code(app: &App, username: &str, source: &Source) -> Result<(), Provi
     result
 }
 
-fn send_code_inner(app: &App, username: &str, source: &Source) -> Result<(), ProvisionError> {
-    let _one_at_a_time = app
-        .provision_send_lock
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+fn send_code_inner(app: &App, username: &str, source: &Source) -> Result<String, ProvisionError> {
+    let lock = app.provision_send_locks.of(username);
+    let _one_at_a_time = lock.lock().unwrap_or_else(|p| p.into_inner());
     let now = crate::unix_now();
     let cfg = &app.config.provision;
     let (user, recipient) = app.store.transaction(|tx| {
@@ -173,11 +175,10 @@ fn send_code_inner(app: &App, username: &str, source: &Source) -> Result<(), Pro
         if !user.enabled {
             return Err(ProvisionError::Disabled(user.name));
         }
-        let recipient = user
-            .email
-            .clone()
-            .or_else(|| user.phone.clone())
-            .ok_or_else(|| ProvisionError::NoRecipient(user.name.clone()))?;
+        let recipient = Recipient::of(&user);
+        if app.transports.choose(&recipient).is_none() {
+            return Err(ProvisionError::NoRecipient(user.name));
+        }
         if !matches!(source, Source::Admin)
             && provision_codes::requests_since(tx, user.id, now - 3600)? >= cfg.requests_per_hour
         {
@@ -190,21 +191,24 @@ fn send_code_inner(app: &App, username: &str, source: &Source) -> Result<(), Pro
         Ok((user, recipient))
     })?;
     let code = zeroize::Zeroizing::new(new_code(cfg.code_length));
-    let message = Message {
-        kind: MessageKind::ProvisionCode,
-        username: user.name.clone(),
-        recipient,
-        subject: "Your Mobile Provision Code".to_string(),
-        body: format!(
-            "Your Mobile Provision Code is: {code}\n\
-             It is valid for {lifetime} and can be used once: a wrong attempt also uses it up, so then ask for a new code.\n\
-             Enter it in the mobile app with the Re-provision option, or open this Provision URL on your phone:\n\
-             {url}\n",
-            code = code.as_str(),
-            lifetime = describe_lifetime(cfg.code_ttl),
-            url = provision_url(&app.config.server.public_url, &user.name, &code),
-        ),
-    };
+    let url = zeroize::Zeroizing::new(provision_url(
+        &app.config.server.public_url,
+        &user.name,
+        &code,
+    ));
+    let mut message = Message::new(MessageKind::ProvisionCode, user.name.clone());
+    message.subject = "Your Mobile Provision Code".to_string();
+    message.body = format!(
+        "Your Mobile Provision Code is: {code}\n\
+         It is valid for {lifetime} and can be used once: a wrong attempt also uses it up, so then ask for a new code.\n\
+         Enter it in the mobile app with the Re-provision option, or open this Provision URL on your phone:\n\
+         {url}\n",
+        code = code.as_str(),
+        lifetime = describe_lifetime(cfg.code_ttl),
+        url = url.as_str(),
+    );
+    message.values.insert("code".into(), code.to_string());
+    message.values.insert("url".into(), url.to_string());
     // Store the new code before sending it, so it works the moment it
     // arrives; if the send fails, put the earlier code back.
     let hash = app.key.keyed_hash(Purpose::ProvisionCode, code.as_bytes());
@@ -214,14 +218,22 @@ fn send_code_inner(app: &App, username: &str, source: &Source) -> Result<(), Pro
         provision_codes::replace(tx, user.id, &hash, expires, now)?;
         Ok::<_, StoreError>(previous)
     })?;
-    if let Err(e) = app.transport.send(&message) {
-        app.store.transaction(|tx| {
-            provision_codes::restore(tx, user.id, &hash, previous.as_ref(), now)
-        })?;
-        return Err(e.into());
+    match app.transports.send_blocking(&recipient, message) {
+        Ok(transport) => {
+            tracing::info!(user = ?user.name, transport = %transport, "provision code sent");
+            Ok(transport)
+        }
+        Err(e) => {
+            app.store.transaction(|tx| {
+                provision_codes::restore(tx, user.id, &hash, previous.as_ref(), now)
+            })?;
+            tracing::warn!(
+                user = ?user.name,
+                "provision code not sent; the earlier code (if any) stays valid: {e}"
+            );
+            Err(e.into())
+        }
     }
-    tracing::info!(user = ?user.name, transport = app.transport.name(), "provision code sent");
-    Ok(())
 }
 
 /// A lifetime in words for messages: "15 minutes", "1 minute", "90 seconds".

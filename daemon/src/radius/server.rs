@@ -4,10 +4,12 @@
 //! wins; unknown sources are dropped), decode and check the packet with that
 //! client's shared secret (a bad Message-Authenticator, or a missing one when
 //! the client requires it, is dropped), answer a retransmission from the
-//! reply cache without checking again (RFC 5080 §2.2.2), and otherwise hand
-//! the Access-Request to [`crate::auth::check_code`] on the blocking pool,
-//! bounded by `radius.max_in_flight`. The reply is sent only after the spent
-//! index is committed. Drops are logged at most a few times a second, so a
+//! reply cache without checking again (RFC 5080 §2.2.2), and otherwise queue
+//! the Access-Request's decision ([`crate::auth::decide_in`], the rule of
+//! [`crate::auth::check_code`]) to the store's decision thread, bounded by
+//! `radius.max_in_flight`. That thread commits a batch of decisions at once
+//! and then encodes and sends each reply: a reply is sent only after the
+//! spent index is committed. Drops are logged at most a few times a second, so a
 //! flood cannot fill the journal. Never logs a password, code or secret.
 
 use std::collections::HashMap;
@@ -16,13 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::codec::{self, attr, Code, Request};
 use super::mschap;
 use crate::auth::{self, Decision};
 use crate::config::{GroupsAttribute, ReplyOptions, ResolvedClient};
 use crate::daemon::App;
+use crate::store::StoreError;
 
 /// How long a reply is kept for retransmissions (RFC 5080 §2.2.2).
 const REPLY_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -145,6 +148,8 @@ struct Server {
     cache: Mutex<ReplyCache>,
     limiter: LogLimiter,
     in_flight: Arc<Semaphore>,
+    /// For the rare sends that cannot complete at once, and first legs.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Server {
@@ -160,10 +165,36 @@ impl Server {
     fn cache(&self) -> std::sync::MutexGuard<'_, ReplyCache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Sends `bytes` to `to` from whatever thread answers (the receive loop
+    /// or the store's decision thread): at once when the socket takes it,
+    /// else from a task that waits until it can. `permit` (the request's
+    /// slot) is given back once the reply is sent.
+    fn send(self: &Arc<Self>, bytes: Arc<Vec<u8>>, to: SocketAddr, permit: OwnedSemaphorePermit) {
+        match self.socket.try_send_to(&bytes, to) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let server = self.clone();
+                self.runtime.spawn(async move {
+                    if let Err(e) = server.socket.send_to(&bytes, to).await {
+                        tracing::warn!(source = %to, "RADIUS reply could not be sent: {e}");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(e) => tracing::warn!(source = %to, "RADIUS reply could not be sent: {e}"),
+        }
+    }
 }
 
 /// Serves Access-Requests on `socket` until `shutdown` turns true, then
 /// waits for in-flight requests to be answered.
+///
+/// Each datagram is checked on this loop (no task per datagram); a decision
+/// is queued to the store's decision thread ([`crate::store::Store::submit`]),
+/// which commits it with the others of its batch and then encodes and sends
+/// the reply itself. Only two-stage first legs (an Argon2 password check and
+/// a transport send) run as tasks.
 pub async fn serve(
     app: Arc<App>,
     clients: Vec<ResolvedClient>,
@@ -180,6 +211,7 @@ pub async fn serve(
         cache: Mutex::new(ReplyCache::default()),
         limiter: LogLimiter::new(),
         in_flight: Arc::new(Semaphore::new(max)),
+        runtime: tokio::runtime::Handle::current(),
     });
     // One byte more than the largest legal packet, to detect oversize ones.
     let mut buf = vec![0u8; codec::MAX_PACKET_LEN + 1];
@@ -201,20 +233,18 @@ pub async fn serve(
             server.cache().prune();
             last_prune = Instant::now();
         }
-        let datagram = buf[..len].to_vec();
         // Wait for a slot: the socket buffer holds the rest, nothing unbounded grows.
-        let permit = tokio::select! {
-            p = server.in_flight.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
+        let permit = match server.in_flight.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                p = server.in_flight.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = crate::system::shutdown_requested(&mut shutdown) => break,
             },
-            _ = crate::system::shutdown_requested(&mut shutdown) => break,
         };
-        let server = server.clone();
-        tokio::spawn(async move {
-            handle_datagram(&server, datagram, from).await;
-            drop(permit);
-        });
+        handle_datagram(&server, &buf[..len], from, permit);
     }
     // Drain: every permit back means every in-flight request was answered.
     let _ = tokio::time::timeout(
@@ -224,20 +254,84 @@ pub async fn serve(
     .await;
 }
 
-async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAddr) {
-    let Some(client) = find_client(&server.clients, from.ip()) else {
+/// A reply's code and attributes (before encoding).
+type Answer = (Code, Vec<(u8, Vec<u8>)>);
+
+/// A request that will be answered: everything needed to encode, cache and
+/// send its reply, and the slot it holds until then.
+struct Pending {
+    server: Arc<Server>,
+    /// Index of the client in `server.clients`.
+    client: usize,
+    request: Request,
+    from: SocketAddr,
+    key: CacheKey,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Pending {
+    fn client(&self) -> &ResolvedClient {
+        &self.server.clients[self.client]
+    }
+
+    /// Encodes the answer, records it for retransmissions and sends it;
+    /// `None` (or an answer that cannot be encoded) drops the request.
+    fn finish(self, answer: Option<Answer>) {
+        let client = self.client();
+        let bytes = answer.and_then(|(code, attributes)| {
+            match codec::encode_reply(code, &self.request, &attributes, client.secret.expose()) {
+                Ok(bytes) => Some(Arc::new(bytes)),
+                Err(e) => {
+                    // Rate-limited like every drop: the request may be unauthenticated.
+                    self.server.drop_packet(
+                        self.from,
+                        &format!("client {}: reply could not be encoded: {e}", client.name),
+                    );
+                    None
+                }
+            }
+        });
+        {
+            let mut cache = self.server.cache();
+            match &bytes {
+                Some(bytes) => cache.answered(self.key, bytes.clone()),
+                None => {
+                    cache.entries.remove(&self.key);
+                }
+            }
+        }
+        if let Some(bytes) = bytes {
+            self.server.send(bytes, self.from, self.permit);
+        }
+    }
+
+    /// Drops the request without an answer.
+    fn drop_with(self, why: &str) {
+        self.server.drop_packet(self.from, why);
+        self.finish(None);
+    }
+}
+
+fn handle_datagram(
+    server: &Arc<Server>,
+    datagram: &[u8],
+    from: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let Some(client_index) = find_client_index(&server.clients, from.ip()) else {
         server.drop_packet(
             from,
             "unknown client (no [[radius.client]] address matches)",
         );
         return;
     };
+    let client = &server.clients[client_index];
     if datagram.len() > codec::MAX_PACKET_LEN {
         server.drop_packet(from, "packet longer than 4096 bytes");
         return;
     }
     let secret = client.secret.expose();
-    let request = match codec::decode_request(&datagram, secret) {
+    let request = match codec::decode_request(datagram, secret) {
         Ok(r) => r,
         Err(e) => {
             server.drop_packet(
@@ -315,70 +409,47 @@ async fn handle_datagram(server: &Arc<Server>, datagram: Vec<u8>, from: SocketAd
         Seen::InFlight => return,
         Seen::Retransmission(reply) => {
             tracing::debug!(source = %from, id = request.identifier, "retransmission answered from cache");
-            let _ = server.socket.send_to(&reply, from).await;
+            server.send(reply, from, permit);
             return;
         }
     }
-    let reply = answer(server, client, &request, from).await;
-    let to_send = {
-        let mut cache = server.cache();
-        match reply {
-            Some(bytes) => {
-                let bytes = Arc::new(bytes);
-                cache.answered(key, bytes.clone());
-                Some(bytes)
-            }
-            None => {
-                cache.entries.remove(&key);
-                None
-            }
-        }
-    };
-    if let Some(bytes) = to_send {
-        if let Err(e) = server.socket.send_to(&bytes, from).await {
-            tracing::warn!(source = %from, "RADIUS reply could not be sent: {e}");
-        }
-    }
+    answer(Pending {
+        server: server.clone(),
+        client: client_index,
+        request,
+        from,
+        key,
+        permit,
+    });
 }
 
-/// Decides and encodes the reply to one checked request; `None` drops it.
-async fn answer(
-    server: &Arc<Server>,
-    client: &ResolvedClient,
-    request: &Request,
-    from: SocketAddr,
-) -> Option<Vec<u8>> {
-    let secret = client.secret.expose();
-    let (code, attributes): (Code, Vec<(u8, Vec<u8>)>) = match (server.port, request.code) {
-        (Port::Authentication, Code::StatusServer) => (Code::AccessAccept, Vec::new()),
-        (Port::Accounting, Code::StatusServer) => (Code::AccountingResponse, Vec::new()),
+/// Index of the client [`find_client`] picks.
+fn find_client_index(clients: &[ResolvedClient], ip: IpAddr) -> Option<usize> {
+    let picked = find_client(clients, ip)?;
+    clients.iter().position(|c| std::ptr::eq(c, picked))
+}
+
+/// Decides and answers one checked request (now, or once its decision is
+/// committed).
+fn answer(pending: Pending) {
+    match (pending.server.port, pending.request.code) {
+        (Port::Authentication, Code::StatusServer) => {
+            pending.finish(Some((Code::AccessAccept, Vec::new())))
+        }
+        (Port::Accounting, Code::StatusServer) => {
+            pending.finish(Some((Code::AccountingResponse, Vec::new())))
+        }
         (Port::Accounting, Code::AccountingRequest) => {
-            log_accounting(client, request, from);
-            (Code::AccountingResponse, Vec::new())
+            log_accounting(pending.client(), &pending.request, pending.from);
+            pending.finish(Some((Code::AccountingResponse, Vec::new())))
         }
-        (Port::Authentication, Code::AccessRequest) => {
-            access_request(server, client, request, from).await?
-        }
+        (Port::Authentication, Code::AccessRequest) => access_request(pending),
         (port, other) => {
-            server.drop_packet(
-                from,
-                &format!(
-                    "client {}: {other:?} is not accepted on the {port:?} port",
-                    client.name
-                ),
+            let why = format!(
+                "client {}: {other:?} is not accepted on the {port:?} port",
+                pending.client().name
             );
-            return None;
-        }
-    };
-    match codec::encode_reply(code, request, &attributes, secret) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            // Rate-limited like every drop: the request may be unauthenticated.
-            server.drop_packet(
-                from,
-                &format!("client {}: reply could not be encoded: {e}", client.name),
-            );
-            None
+            pending.drop_with(&why)
         }
     }
 }
@@ -547,115 +618,72 @@ const CHAP_CHALLENGE: u8 = 60;
 /// The Reply-Message of every Access-Challenge.
 pub const CHALLENGE_MESSAGE: &str = "One-Time Code";
 
-/// Runs a blocking decision on the pool; `None` (no answer at all) when the
-/// store failed, since we cannot stand behind an answer about an
-/// uncommitted decision: the NAS retries or fails over.
-async fn decide_blocking<T: Send + 'static>(
-    user: &str,
-    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Option<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Some(v),
-        Ok(Err(e)) => {
-            tracing::error!(user = ?user, "authentication not decided, store error: {e}");
-            None
-        }
-        Err(e) => {
-            tracing::error!(user = ?user, "authentication task failed: {e}");
-            None
-        }
-    }
-}
-
 /// Decides an Access-Request: PAP with an OTC, or the two legs of a
-/// two-stage login on `two_stage` clients. `None` drops the request.
-async fn access_request(
-    server: &Arc<Server>,
-    client: &ResolvedClient,
-    request: &Request,
-    from: SocketAddr,
-) -> Option<(Code, Vec<(u8, Vec<u8>)>)> {
+/// two-stage login on `two_stage` clients, and answers it once the decision
+/// is committed (or drops it).
+fn access_request(pending: Pending) {
+    let client = pending.client();
     let secret = client.secret.expose();
-    let password = match request.user_password(secret) {
+    let password = match pending.request.user_password(secret) {
         Ok(p) => p,
         Err(e) => {
-            server.drop_packet(
-                from,
-                &format!("client {}: bad User-Password: {e}", client.name),
-            );
-            return None;
+            let why = format!("client {}: bad User-Password: {e}", client.name);
+            return pending.drop_with(&why);
         }
     };
-    let Some(user) = request.user_name().map(str::to_string) else {
-        tracing::info!(nas = %client.name, source = %from, reason = "no_user_name", "Access-Reject");
-        audit_reject(server, client, from, None, "no_user_name").await;
-        return Some((Code::AccessReject, Vec::new()));
+    let Some(user) = pending.request.user_name().map(str::to_string) else {
+        tracing::info!(nas = %client.name, source = %pending.from, reason = "no_user_name", "Access-Reject");
+        return audit_reject(pending, None, "no_user_name", None);
     };
-    let app = server.app.clone();
     let source = crate::audit::Source::Radius {
         nas: client.name.clone(),
-        addr: from,
+        addr: pending.from,
     };
     let nas = client.name.clone();
-    let state = request.attribute(attr::STATE).map(<[u8]>::to_vec);
-    let proof = match read_proof(request, password) {
+    let two_stage = client.two_stage;
+    let state = pending.request.attribute(attr::STATE).map(<[u8]>::to_vec);
+    let proof = match read_proof(&pending.request, password) {
         Ok(p) => p,
         Err(why) => {
-            server.drop_packet(from, &format!("client {}: {why}", client.name));
-            return None;
+            let why = format!("client {}: {why}", client.name);
+            return pending.drop_with(&why);
         }
     };
-    let mut ms_chap_success: Option<(u8, String)> = None;
-    let mut groups = Vec::new();
-    let decision = match (client.two_stage, state, proof) {
+    match (two_stage, state, proof) {
         (true, None, proof @ (Proof::Pap(_) | Proof::Nothing)) => {
             // First leg: directory password (or none) -> Access-Challenge.
+            // Argon2 and the transport are slow: a task, not the store thread.
             let password = match proof {
                 Proof::Pap(p) => p,
                 _ => Vec::new(),
             };
-            let name = user.clone();
-            let leg = decide_blocking(&user, move || {
-                auth::challenge::start(&app, &name, &password, &nas, &source)
-            })
-            .await?;
-            match leg {
-                auth::challenge::FirstLeg::Challenge { state } => {
-                    tracing::info!(user = ?user, nas = %client.name, source = %from, "Access-Challenge");
-                    return Some((
-                        Code::AccessChallenge,
-                        vec![
-                            (attr::STATE, state),
-                            (attr::REPLY_MESSAGE, CHALLENGE_MESSAGE.as_bytes().to_vec()),
-                        ],
-                    ));
-                }
-                auth::challenge::FirstLeg::Reject(r) => Decision::Reject(r),
-                auth::challenge::FirstLeg::Busy => {
-                    server.drop_packet(
-                        from,
-                        "too many directory password checks waiting; the NAS will retry",
-                    );
-                    return None;
-                }
-            }
+            let runtime = pending.server.runtime.clone();
+            runtime.spawn(first_leg(pending, user, password, nas, source));
         }
         (true, None, _) => {
             // A first leg carries the directory password by PAP, never CHAP.
-            audit_reject(server, client, from, Some(&user), "chap_not_supported").await;
-            Decision::Reject(auth::RejectReason::ChapUnsupported)
+            audit_reject(
+                pending,
+                Some(user),
+                "chap_not_supported",
+                Some(auth::RejectReason::ChapUnsupported),
+            )
         }
-        (_, _, Proof::Nothing) => {
-            audit_reject(server, client, from, Some(&user), "no_user_password").await;
-            Decision::Reject(auth::RejectReason::Malformed)
-        }
+        (_, _, Proof::Nothing) => audit_reject(
+            pending,
+            Some(user),
+            "no_user_password",
+            Some(auth::RejectReason::Malformed),
+        ),
         (two_stage, state, proof) => {
-            let name = user.clone();
             let ident = match &proof {
                 Proof::MsChapV2 { response, .. } => Some(response.ident),
                 _ => None,
             };
-            let ((decision, user_groups), success) = decide_blocking(&user, move || {
+            let app = pending.server.app.clone();
+            let name = user.clone();
+            let owner = pending.server.app.clone();
+            let decide = move |conn: &rusqlite::Connection| {
                 let success = std::cell::RefCell::new(None);
                 let input;
                 let credential = match &proof {
@@ -683,26 +711,111 @@ async fn access_request(
                     },
                     Proof::Nothing => auth::Credential::Pap(""),
                 };
-                let decision = match (two_stage, &state) {
-                    (true, Some(state)) => {
-                        auth::challenge::answer(&app, &name, state, &credential, &nas, &source)?
-                    }
-                    _ => auth::check_credential_with_groups(&app, &name, &credential, &source)?,
+                let now = crate::unix_now();
+                let audited = match (two_stage, &state) {
+                    (true, Some(state)) => auth::challenge::answer_in(
+                        &app,
+                        conn,
+                        &name,
+                        state,
+                        &credential,
+                        &nas,
+                        &source,
+                        now,
+                    )?,
+                    _ => auth::decide_in(&app, conn, &name, &credential, &source, now)?,
                 };
-                Ok((decision, success.into_inner()))
-            })
-            .await?;
-            ms_chap_success = ident.zip(success);
-            groups = user_groups;
-            decision
+                Ok((audited, success.into_inner()))
+            };
+            let done = move |out: Result<(auth::Audited, Option<String>), StoreError>| match out {
+                Ok((audited, success)) => {
+                    let reply = decided(
+                        &pending,
+                        &user,
+                        audited.decision,
+                        &audited.groups,
+                        ident.zip(success),
+                    );
+                    let app = pending.server.app.clone();
+                    // Reply first (its decision is committed), then the audit line.
+                    pending.finish(Some(reply));
+                    audited.emit(&app);
+                }
+                Err(e) => {
+                    // We cannot stand behind an answer about an uncommitted
+                    // decision: no answer; the NAS retries or fails over.
+                    tracing::error!(user = ?user, "authentication not decided, store error: {e}");
+                    pending.finish(None);
+                }
+            };
+            owner.store.submit(decide, done);
+        }
+    }
+}
+
+/// The first leg of a two-stage login, as a task: the directory password
+/// check and the transport send run on the blocking pool.
+async fn first_leg(
+    pending: Pending,
+    user: String,
+    password: Vec<u8>,
+    nas: String,
+    source: crate::audit::Source,
+) {
+    let app = pending.server.app.clone();
+    let name = user.clone();
+    let leg = tokio::task::spawn_blocking(move || {
+        auth::challenge::start(&app, &name, &password, &nas, &source)
+    })
+    .await;
+    let leg = match leg {
+        Ok(Ok(leg)) => leg,
+        Ok(Err(e)) => {
+            tracing::error!(user = ?user, "authentication not decided, store error: {e}");
+            return pending.finish(None);
+        }
+        Err(e) => {
+            tracing::error!(user = ?user, "authentication task failed: {e}");
+            return pending.finish(None);
         }
     };
+    match leg {
+        auth::challenge::FirstLeg::Challenge { state } => {
+            tracing::info!(user = ?user, nas = %pending.client().name, source = %pending.from, "Access-Challenge");
+            pending.finish(Some((
+                Code::AccessChallenge,
+                vec![
+                    (attr::STATE, state),
+                    (attr::REPLY_MESSAGE, CHALLENGE_MESSAGE.as_bytes().to_vec()),
+                ],
+            )))
+        }
+        auth::challenge::FirstLeg::Reject(r) => {
+            let reply = decided(&pending, &user, Decision::Reject(r), &[], None);
+            pending.finish(Some(reply))
+        }
+        auth::challenge::FirstLeg::Busy => {
+            pending.drop_with("too many directory password checks waiting; the NAS will retry")
+        }
+    }
+}
+
+/// The reply to a committed decision: Access-Accept with the groups (and
+/// MS-CHAP2-Success), or Access-Reject.
+fn decided(
+    pending: &Pending,
+    user: &str,
+    decision: Decision,
+    groups: &[String],
+    ms_chap_success: Option<(u8, String)>,
+) -> Answer {
+    let client = pending.client();
     match decision {
         Decision::Accept => {
             // The audit line already records the decision: one log line per request.
-            tracing::debug!(user = ?user, nas = %client.name, source = %from, "Access-Accept");
+            tracing::debug!(user = ?user, nas = %client.name, source = %pending.from, "Access-Accept");
             // The groups were read in the decision's own transaction.
-            let mut attributes = accept_attributes(&client.reply, &groups);
+            let mut attributes = accept_attributes(&client.reply, groups);
             if let Some((ident, response)) = ms_chap_success {
                 let data = mschap::success_data(ident, &response);
                 match mschap::vendor_specific(
@@ -714,44 +827,54 @@ async fn access_request(
                     Err(e) => tracing::error!("MS-CHAP2-Success could not be encoded: {e}"),
                 }
             }
-            Some((Code::AccessAccept, attributes))
+            (Code::AccessAccept, attributes)
         }
         Decision::Reject(r) => {
-            tracing::debug!(user = ?user, nas = %client.name, source = %from, reason = r.code(), "Access-Reject");
-            Some((Code::AccessReject, Vec::new()))
+            tracing::debug!(user = ?user, nas = %client.name, source = %pending.from, reason = r.code(), "Access-Reject");
+            (Code::AccessReject, Vec::new())
         }
     }
 }
 
 /// Writes the audit row of an Access-Reject decided here, before any code
-/// could be looked at.
-async fn audit_reject(
-    server: &Arc<Server>,
-    client: &ResolvedClient,
-    from: SocketAddr,
-    user: Option<&str>,
+/// could be looked at, and answers Access-Reject once it is committed.
+/// (`logged`: the reason for the debug line, when there is a user.)
+fn audit_reject(
+    pending: Pending,
+    user: Option<String>,
     reason: &'static str,
+    logged: Option<auth::RejectReason>,
 ) {
+    let client = pending.client();
     let source = crate::audit::Source::Radius {
         nas: client.name.clone(),
-        addr: from,
+        addr: pending.from,
     };
     let row = crate::audit::row(
         crate::unix_now(),
         "auth",
-        user,
+        user.as_deref(),
         &source,
         crate::audit::Outcome::Fail,
         Some(reason),
     );
-    let app = server.app.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Err(e) = app.store.with(|c| crate::store::audit::insert(c, &row)) {
-            tracing::warn!("audit write failed: {e}");
-        }
-        app.audit.emit(&[row]);
-    })
-    .await;
+    let owner = pending.server.app.clone();
+    let job_row = row.clone();
+    owner.store.submit(
+        move |conn| crate::store::audit::insert(conn, &job_row),
+        move |out| {
+            if let Err(e) = &out {
+                tracing::warn!("audit write failed: {e}");
+            }
+            let app = pending.server.app.clone();
+            let reply = match (logged, &user) {
+                (Some(r), Some(user)) => decided(&pending, user, Decision::Reject(r), &[], None),
+                _ => (Code::AccessReject, Vec::new()),
+            };
+            pending.finish(Some(reply));
+            app.audit.emit(&[row]);
+        },
+    );
 }
 
 /// Logs an Accounting-Request: user, session, status type (RFC 2866 §5).

@@ -46,24 +46,21 @@ pub fn outstanding(conn: &Connection, user_id: i64, now: i64) -> Result<i64, Sto
 /// Removes and returns the challenge with this State hash.
 pub fn take(conn: &Connection, state_hash: &[u8]) -> Result<Option<ChallengeRow>, StoreError> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT user_id, client, otc_sealed, expires_at FROM challenges WHERE state_hash = ?1",
-            params![state_hash],
-            |r| {
-                Ok(ChallengeRow {
-                    user_id: r.get(0)?,
-                    client: r.get(1)?,
-                    otc_sealed: r.get(2)?,
-                    expires_at: r.get(3)?,
-                })
-            },
-        )
+        )?
+        .query_row(params![state_hash], |r| {
+            Ok(ChallengeRow {
+                user_id: r.get(0)?,
+                client: r.get(1)?,
+                otc_sealed: r.get(2)?,
+                expires_at: r.get(3)?,
+            })
+        })
         .optional()?;
     if row.is_some() {
-        conn.execute(
-            "DELETE FROM challenges WHERE state_hash = ?1",
-            params![state_hash],
-        )?;
+        conn.prepare_cached("DELETE FROM challenges WHERE state_hash = ?1")?
+            .execute(params![state_hash])?;
     }
     Ok(row)
 }

@@ -174,10 +174,12 @@ pub fn set_oath_progress(
     counter: u64,
     last_step: Option<u64>,
 ) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE devices SET oath_counter = ?2, oath_last_step = ?3 WHERE id = ?1",
-        params![device_id, counter as i64, last_step.map(|s| s as i64)],
-    )?;
+    conn.prepare_cached("UPDATE devices SET oath_counter = ?2, oath_last_step = ?3 WHERE id = ?1")?
+        .execute(params![
+            device_id,
+            counter as i64,
+            last_step.map(|s| s as i64)
+        ])?;
     Ok(())
 }
 

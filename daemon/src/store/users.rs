@@ -250,10 +250,8 @@ pub fn record_failure(conn: &Connection, user_id: i64) -> Result<u32, StoreError
 
 /// Locks the user with this id until `until` (Unix seconds).
 pub fn set_lock_by_id(conn: &Connection, user_id: i64, until: i64) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE users SET locked_until = ?2 WHERE id = ?1",
-        params![user_id, until],
-    )?;
+    conn.prepare_cached("UPDATE users SET locked_until = ?2 WHERE id = ?1")?
+        .execute(params![user_id, until])?;
     Ok(())
 }
 

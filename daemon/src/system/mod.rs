@@ -2,14 +2,16 @@
 //! Nothing else in the crate talks to systemd or installs signal handlers.
 
 /// Logs to stderr (journald captures it under systemd). The filter comes from
-/// `PINWHEEL_LOG` (e.g. `debug`), default `info`.
+/// `PINWHEEL_LOG` (e.g. `debug`), default `info`. Each line is written with
+/// one `write` as it is logged, except inside [`batched_log_lines`], whose
+/// lines go out together in one `write` when it ends.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PINWHEEL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     if under_journald {
@@ -18,6 +20,72 @@ pub fn init_logging() {
     } else {
         builder.init();
     }
+}
+
+/// Log text not yet written to stderr (only while some thread is inside
+/// [`batched_log_lines`]).
+static LOG_BUFFER: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Above this many buffered bytes the buffer is written even inside a batch.
+const LOG_BUFFER_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// Whether this thread is inside [`batched_log_lines`].
+    static DEFER_LOG_WRITES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Writes the buffered log text to stderr (a failed write is dropped: there
+/// is nowhere else to report it).
+fn flush_log_buffer(buffer: &mut Vec<u8>) {
+    if buffer.is_empty() {
+        return;
+    }
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(buffer);
+    buffer.clear();
+}
+
+/// The daemon log's writer: stderr, through [`LOG_BUFFER`] so that lines
+/// logged inside [`batched_log_lines`] share one `write`. Order is kept:
+/// any line written outside a batch flushes what is buffered before it.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, text: &[u8]) -> std::io::Result<usize> {
+        let mut buffer = LOG_BUFFER.lock().unwrap_or_else(|p| p.into_inner());
+        if buffer.is_empty() && !DEFER_LOG_WRITES.with(std::cell::Cell::get) {
+            // The common case outside batches: straight through.
+            drop(buffer);
+            return std::io::stderr().lock().write(text);
+        }
+        buffer.extend_from_slice(text);
+        if buffer.len() >= LOG_BUFFER_MAX || !DEFER_LOG_WRITES.with(std::cell::Cell::get) {
+            flush_log_buffer(&mut buffer);
+        }
+        Ok(text.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `f`; the log lines this thread writes meanwhile are written to
+/// stderr together (one `write`) when `f` returns or unwinds. For the store's
+/// decision thread, which logs one audit line per decision of a batch.
+pub fn batched_log_lines<R>(f: impl FnOnce() -> R) -> R {
+    struct Flush(bool);
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            DEFER_LOG_WRITES.with(|d| d.set(self.0));
+            if !self.0 {
+                flush_log_buffer(&mut LOG_BUFFER.lock().unwrap_or_else(|p| p.into_inner()));
+            }
+        }
+    }
+    let outer = DEFER_LOG_WRITES.with(|d| d.replace(true));
+    let _flush = Flush(outer);
+    f()
 }
 
 /// Tells systemd the daemon is ready (no-op without `NOTIFY_SOCKET`).
