@@ -13,7 +13,6 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::config::Config;
-use crate::plugin_host::PluginHandle;
 use crate::secrets::MasterKey;
 use crate::store::Store;
 use crate::transport::Transports;
@@ -29,8 +28,8 @@ pub struct App {
     /// Where messages to users go: the loaded `[[transport]]` plugins.
     pub transports: Transports,
     /// The loaded `[[directory]]` plugins, in config order (loaded and
-    /// health-checked at start; users are not looked up in them yet).
-    pub directories: Vec<PluginHandle>,
+    /// health-checked at start).
+    pub directories: crate::directory::Directories,
     /// When the daemon started.
     pub started: Instant,
     /// Per-user locks held while a provision code is sent and stored, so the
@@ -105,7 +104,7 @@ impl App {
             store,
             key,
             transports,
-            directories,
+            directories: crate::directory::Directories::new(directories),
             started: Instant::now(),
             provision_send_locks: UserLocks::default(),
             pending_provision_sends: Arc::new(tokio::sync::Semaphore::new(PENDING_SENDS)),
@@ -259,7 +258,7 @@ async fn maintenance(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<b
 /// Health-checks the directory plugins once at start, logging the outcome
 /// (a failure is logged by the plugin host; the daemon serves anyway).
 async fn check_directories(app: Arc<App>) {
-    for plugin in &app.directories {
+    for plugin in app.directories.snapshot().iter() {
         if plugin.health().await.is_ok() {
             tracing::info!("plugin {} healthy", plugin.name());
         }

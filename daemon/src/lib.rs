@@ -20,6 +20,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod daemon;
+pub mod directory;
 pub mod http;
 pub mod otc;
 #[allow(unsafe_code)]

@@ -588,7 +588,7 @@ fn status(app: &App) -> Result<serde_json::Value, String> {
         "users": users,
         "devices": devices,
         "transports": app.transports.names(),
-        "directories": app.directories.iter().map(|d| d.name().to_string()).collect::<Vec<_>>(),
+        "directories": app.directories.snapshot().iter().map(|d| d.name().to_string()).collect::<Vec<_>>(),
     }))
 }
 
@@ -596,11 +596,9 @@ fn status(app: &App) -> Result<serde_json::Value, String> {
 /// checked now. The checks run at once, so the answer takes at most about
 /// the slowest plugin's timeout (twice it when the plugin is busy).
 fn plugins(app: &App) -> serde_json::Value {
-    let all: Vec<&crate::plugin_host::PluginHandle> = app
-        .transports
-        .plugins()
-        .chain(app.directories.iter())
-        .collect();
+    let directories = app.directories.snapshot();
+    let all: Vec<&crate::plugin_host::PluginHandle> =
+        app.transports.plugins().chain(directories.iter()).collect();
     let health: Vec<String> = std::thread::scope(|scope| {
         let checks: Vec<_> = all
             .iter()
