@@ -109,6 +109,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod ffi;
 pub mod protocol;
+pub mod template;
 
 /// Version of the plugin ABI ([`ffi::PluginTableV1`]). The host refuses a
 /// plugin whose table carries another number.
@@ -273,6 +274,19 @@ impl MessageKind {
         }
     }
 
+    /// The names of [`Message::values`] a message of this kind carries, for
+    /// [`template::Template::parse`]: `username` always, plus `code` and `url`
+    /// (provision code), `pin` (PIN), `string` (security string) or `code`
+    /// (reset code).
+    pub fn placeholders(self) -> &'static [&'static str] {
+        match self {
+            MessageKind::ProvisionCode => &["username", "code", "url"],
+            MessageKind::Pin => &["username", "pin"],
+            MessageKind::SecurityString => &["username", "string"],
+            MessageKind::ResetCode => &["username", "code"],
+        }
+    }
+
     /// Every kind, for building per-kind tables.
     pub const ALL: [MessageKind; 4] = [
         MessageKind::ProvisionCode,
@@ -377,6 +391,27 @@ impl DirectoryUser {
     }
 }
 
+/// Reads a secret (a password, a token) from the file at `path`, without one
+/// trailing newline (`\n` or `\r\n`), for config keys such as
+/// `password_file`.
+///
+/// Errors: a message naming the file (never its content) when it cannot be
+/// read or is empty; wrap it in [`PluginError::config`] with the key.
+pub fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
+    let mut text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(text)
+}
+
 /// What every plugin has: a name, a version, and construction from its
 /// config table. The health check is optional.
 pub trait Plugin: Sized + Send + Sync + 'static {
@@ -433,4 +468,39 @@ pub trait Directory: Plugin {
     /// Errors: [`ErrorKind::Unavailable`] when no server answered. Return an
     /// error rather than a partial list: a missing user gets disabled.
     fn list_users(&self) -> Result<Vec<DirectoryUser>, PluginError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_files_lose_one_trailing_newline_and_never_show_their_content() {
+        let dir = std::env::temp_dir().join(format!("pinwheel-sdk-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        for (content, expected) in [
+            ("s3cret\n", "s3cret"),
+            ("s3cret\r\n", "s3cret"),
+            ("s3cret", "s3cret"),
+            ("a\n\n", "a\n"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(read_secret_file(&path).unwrap(), expected);
+        }
+        std::fs::write(&path, "\n").unwrap();
+        let e = read_secret_file(&path).unwrap_err();
+        assert!(e.contains("is empty"), "{e}");
+        let e = read_secret_file(&dir.join("missing")).unwrap_err();
+        assert!(e.contains("cannot read"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_kind_offers_the_user_name() {
+        for kind in MessageKind::ALL {
+            assert!(kind.placeholders().contains(&"username"), "{kind:?}");
+        }
+        assert!(MessageKind::ProvisionCode.placeholders().contains(&"url"));
+    }
 }

@@ -373,28 +373,16 @@ fn check_attribute(key: &str, name: &str, may_be_empty: bool) -> Result<(), Plug
 /// Reads the service password: one trailing newline (`\n` or `\r\n`) is
 /// removed. Never puts the content into an error.
 fn read_password(file: &Path) -> Result<Zeroizing<String>, PluginError> {
-    let mut text = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
-        bad(
-            "bind_password_file",
-            format!("cannot read {}: {e}", file.display()),
-        )
-    })?);
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
-        }
-    }
-    if text.is_empty() {
-        return Err(bad(
-            "bind_password_file",
-            format!(
-                "{} is empty (an empty password would be an anonymous bind)",
-                file.display()
-            ),
-        ));
-    }
-    Ok(text)
+    pinwheel_sdk::read_secret_file(file)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            let hint = if e.ends_with("is empty") {
+                " (an empty password would be an anonymous bind)"
+            } else {
+                ""
+            };
+            bad("bind_password_file", format!("{e}{hint}"))
+        })
 }
 
 /// TLS settings: roots from `ca_file`, or the system's CAs; ring as the

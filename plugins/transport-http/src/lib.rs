@@ -67,9 +67,8 @@ use pinwheel_sdk::{Message, MessageKind, Plugin, PluginError, Transport};
 use serde::Deserialize;
 
 mod escape;
-mod template;
 
-use template::Template;
+use pinwheel_sdk::template::Template;
 
 /// The HTTP method of the gateway request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -186,17 +185,6 @@ fn default_timeout() -> u64 {
 /// The placeholders of `url` and `body`.
 const REQUEST_PLACEHOLDERS: &[&str] = &["to", "message", "username", "kind"];
 
-/// The placeholders an SMS template of `kind` may use.
-fn message_placeholders(kind: MessageKind) -> &'static [&'static str] {
-    match kind {
-        MessageKind::ProvisionCode => &["username", "code", "url"],
-        MessageKind::Pin => &["username", "pin"],
-        MessageKind::SecurityString => &["username", "string"],
-        MessageKind::ResetCode => &["username", "code"],
-        _ => &["username"],
-    }
-}
-
 /// The HTTP transport: one configured gateway.
 pub struct Http {
     agent: ureq::Agent,
@@ -219,18 +207,7 @@ fn config_error(message: impl std::fmt::Display) -> PluginError {
 
 /// Reads a secret from `path`, without one trailing newline.
 fn read_secret(key: &str, path: &Path) -> Result<String, PluginError> {
-    let mut text = std::fs::read_to_string(path)
-        .map_err(|e| config_error(format!("{key}: cannot read {}: {e}", path.display())))?;
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
-        }
-    }
-    if text.is_empty() {
-        return Err(config_error(format!("{key}: {} is empty", path.display())));
-    }
-    Ok(text)
+    pinwheel_sdk::read_secret_file(path).map_err(|e| config_error(format!("{key}: {e}")))
 }
 
 /// RFC 9110 token characters, for header names.
@@ -301,7 +278,7 @@ fn parse_templates(
                     known.join(", ")
                 ))
             })?;
-        let template = Template::parse(&text, message_placeholders(kind))
+        let template = Template::parse(&text, kind.placeholders())
             .map_err(|e| config_error(format!("templates.{name}: {e}")))?;
         templates.insert(kind, template);
     }

@@ -60,9 +60,7 @@ use lettre::Transport as _;
 use pinwheel_sdk::{Message, MessageKind, Plugin, PluginError, Transport};
 use serde::Deserialize;
 
-mod template;
-
-use template::Template;
+use pinwheel_sdk::template::Template;
 
 /// How the connection to the relay is protected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -143,17 +141,6 @@ fn default_timeout() -> u64 {
     10
 }
 
-/// The placeholders a template of `kind` may use.
-fn placeholders(kind: MessageKind) -> &'static [&'static str] {
-    match kind {
-        MessageKind::ProvisionCode => &["username", "code", "url"],
-        MessageKind::Pin => &["username", "pin"],
-        MessageKind::SecurityString => &["username", "string"],
-        MessageKind::ResetCode => &["username", "code"],
-        _ => &["username"],
-    }
-}
-
 /// Parsed wording for one kind.
 #[derive(Debug)]
 struct KindTemplate {
@@ -178,18 +165,7 @@ fn config_error(message: impl std::fmt::Display) -> PluginError {
 
 /// Reads a secret from `path`, without one trailing newline.
 fn read_secret(key: &str, path: &Path) -> Result<String, PluginError> {
-    let mut text = std::fs::read_to_string(path)
-        .map_err(|e| config_error(format!("{key}: cannot read {}: {e}", path.display())))?;
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
-        }
-    }
-    if text.is_empty() {
-        return Err(config_error(format!("{key}: {} is empty", path.display())));
-    }
-    Ok(text)
+    pinwheel_sdk::read_secret_file(path).map_err(|e| config_error(format!("{key}: {e}")))
 }
 
 fn parse_mailbox(key: &str, text: &str) -> Result<Mailbox, PluginError> {
@@ -215,7 +191,7 @@ fn parse_templates(
                     known.join(", ")
                 ))
             })?;
-        let allowed = placeholders(kind);
+        let allowed = kind.placeholders();
         let parse = |field: &str, text: Option<String>| {
             text.map(|t| Template::parse(&t, allowed))
                 .transpose()

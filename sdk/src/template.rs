@@ -1,4 +1,4 @@
-//! Plain-text templates with `{name}` placeholders: parsed once at init
+//! Plain-text message templates for plugins with `{name}` placeholders: parsed once at init
 //! (an unknown name is a config error), rendered per message.
 //!
 //! A placeholder is `{` + a name (a letter or `_`, then letters, digits, `_`
@@ -7,7 +7,7 @@
 
 /// One parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Template {
+pub struct Template {
     pieces: Vec<Piece>,
 }
 
@@ -37,7 +37,7 @@ impl Template {
     /// Parses `text`; every placeholder must be one of `allowed`.
     ///
     /// Errors: a message naming the unknown placeholder and the known ones.
-    pub(crate) fn parse(text: &str, allowed: &[&str]) -> Result<Template, String> {
+    pub fn parse(text: &str, allowed: &[&str]) -> Result<Template, String> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -73,21 +73,37 @@ impl Template {
         Ok(Template { pieces })
     }
 
-    /// Fills in the placeholders with `lookup(name)`.
+    /// Fills in the placeholders with `lookup(name)`, unchanged.
     ///
     /// Errors: the name of a placeholder `lookup` has no value for.
-    pub(crate) fn render<'a>(
+    pub fn render<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> Result<String, String> {
+        self.render_escaped(lookup, |value, out| out.push_str(value))
+    }
+
+    /// Fills in the placeholders with `lookup(name)`, each value passed
+    /// through `escape` (literal text is kept as written).
+    ///
+    /// Errors: the name of a placeholder `lookup` has no value for.
+    pub fn render_escaped<'a>(
         &self,
         lookup: impl Fn(&str) -> Option<&'a str>,
+        escape: impl Fn(&str, &mut String),
     ) -> Result<String, String> {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
-                Piece::Var(name) => out.push_str(lookup(name).ok_or_else(|| name.clone())?),
+                Piece::Var(name) => escape(lookup(name).ok_or_else(|| name.clone())?, &mut out),
             }
         }
         Ok(out)
+    }
+
+    /// Whether the template uses placeholder `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Var(n) if n == name))
     }
 }
 
