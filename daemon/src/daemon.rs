@@ -1,12 +1,20 @@
 //! The running daemon: [`App`] is the state every front door shares (config,
-//! store, master key, transports and directory plugins), and [`run`] binds the listeners, tells
-//! systemd it is ready, serves until SIGTERM/SIGINT and drains.
+//! store, master key, RADIUS clients, transports and directory plugins), and
+//! [`run`] binds the listeners, tells systemd it is ready, reloads on SIGHUP,
+//! serves until SIGTERM/SIGINT and drains.
 //!
 //! Listeners are bound before anything is served, so a port in use is a
 //! clear start-up error, and READY=1 is sent only once all of them are bound.
+//!
+//! A reload ([`reload`]) re-reads the whole config file, validates it and
+//! loads every plugin it names before anything is swapped: the RADIUS
+//! clients, the transports and the directories change together, or (any
+//! error) nothing changes and the running configuration keeps serving.
+//! Sections that are read only at start (listeners, paths, policy, ...) keep
+//! their old values until a restart; a reload that changes them says so.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,17 +23,22 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::secrets::MasterKey;
 use crate::store::Store;
-use crate::transport::Transports;
+use crate::transport::{TransportSet, Transports};
 
 /// Shared state of the running daemon.
 pub struct App {
-    /// The validated configuration.
+    /// The validated configuration the daemon started with. A reload swaps
+    /// `radius_clients`, `transports` and `directories`; everything else read
+    /// from here keeps its start-up value until a restart.
     pub config: Config,
     /// The database.
     pub store: Store,
     /// The master key (seals PINs and seeds, hashes codes and tokens).
     pub key: MasterKey,
-    /// Where messages to users go: the loaded `[[transport]]` plugins.
+    /// The RADIUS clients (NASes) with their secrets read; swapped on reload.
+    pub radius_clients: crate::radius::server::Clients,
+    /// Where messages to users go: the loaded `[[transport]]` plugins;
+    /// swapped on reload.
     pub transports: Transports,
     /// The loaded `[[directory]]` plugins, in config order (loaded and
     /// health-checked at start).
@@ -71,12 +84,16 @@ impl UserLocks {
 pub const PENDING_SENDS: usize = 64;
 
 impl App {
-    /// Opens the state directory, master key and store for `config`, and
-    /// loads its plugins.
+    /// Opens the state directory, master key and store for `config`, reads
+    /// its RADIUS secret files and loads its plugins.
     ///
-    /// Errors name the path that failed, or the plugin refused and why.
+    /// Errors name the path that failed, the RADIUS client whose secret
+    /// cannot be read, or the plugin refused and why.
     pub fn open(config: Config) -> anyhow::Result<App> {
         use std::os::unix::fs::DirBuilderExt;
+        let clients = config
+            .resolved_radius_clients()
+            .map_err(anyhow::Error::msg)?;
         let state = &config.server.state_dir;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -103,6 +120,7 @@ impl App {
             config,
             store,
             key,
+            radius_clients: crate::radius::server::Clients::new(clients),
             transports,
             directories: crate::directory::Directories::new(directories),
             started: Instant::now(),
@@ -123,14 +141,16 @@ pub struct Bound {
     pub admin: PathBuf,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT, then drains and returns.
+/// Runs the daemon until SIGTERM or SIGINT, then drains and returns. SIGHUP
+/// reloads `config_path` (the file `config` was read from), see [`reload`].
 ///
 /// Errors: a listener that cannot be bound, a state directory, key or
 /// database that cannot be opened, unreadable RADIUS secret files.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let clients = config
-        .resolved_radius_clients()
-        .map_err(anyhow::Error::msg)?;
+pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
+    // Before READY=1: a SIGHUP sent as soon as systemd sees it must not
+    // kill the daemon (its default action).
+    let mut signals =
+        crate::system::Signals::install().context("cannot install signal handlers")?;
     let app = Arc::new(App::open(config)?);
     let cfg = &app.config;
 
@@ -175,7 +195,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let accounting_task = accounting_socket.map(|socket| {
         tokio::spawn(crate::radius::server::serve(
             app.clone(),
-            clients.clone(),
             socket,
             crate::radius::server::Port::Accounting,
             shutdown_rx.clone(),
@@ -183,7 +202,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let radius_task = tokio::spawn(crate::radius::server::serve(
         app.clone(),
-        clients,
         radius_socket,
         crate::radius::server::Port::Authentication,
         shutdown_rx.clone(),
@@ -207,7 +225,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     crate::system::notify_ready();
 
-    crate::system::wait_for_shutdown_signal().await?;
+    // Reloads run one at a time on their own task: a SIGHUP during a reload
+    // queues one more (later ones fold into it), and SIGTERM is handled
+    // even while a reload waits for a plugin.
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::spawn(reloader(app.clone(), config_path, reload_rx));
+    loop {
+        match signals.next().await {
+            crate::system::Signal::Shutdown => break,
+            crate::system::Signal::Reload => {
+                let _ = reload_tx.try_send(());
+            }
+        }
+    }
+    drop(reload_tx);
     tracing::info!("shutting down: draining in-flight requests");
     crate::system::notify_stopping();
     let _ = shutdown_tx.send(true);
@@ -229,6 +260,137 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&admin_path);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What a reload applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// RADIUS clients now in effect.
+    pub radius_clients: usize,
+    /// Transports now in effect.
+    pub transports: usize,
+    /// Directory plugins now in effect.
+    pub directories: usize,
+    /// Sections that changed but keep their old values until a restart.
+    pub need_restart: Vec<&'static str>,
+}
+
+/// Re-reads `path` and applies it to `app`: parses and validates the whole
+/// file, reads the RADIUS secret files, loads and initialises every
+/// transport and directory plugin, and only then swaps the RADIUS clients,
+/// transports and directories (requests already running finish with the
+/// ones they started with). Blocks while plugins load: call it from a
+/// thread that may block.
+///
+/// Errors: the same text as at start (file, line and key for a config
+/// error; the client and file for a secret file; the entry and reason for
+/// a plugin); nothing is changed then.
+pub fn reload(app: &App, path: &Path) -> Result<Reloaded, String> {
+    let new = Config::load(path).map_err(|e| e.to_string())?;
+    let clients = new
+        .resolved_radius_clients()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let transports = TransportSet::load(&new)?;
+    let directories = crate::transport::load_directories(&new)?;
+    let applied = Reloaded {
+        radius_clients: clients.len(),
+        transports: transports.len(),
+        directories: directories.len(),
+        need_restart: sections_needing_restart(&app.config, &new),
+    };
+    app.radius_clients.replace(clients);
+    app.transports.replace(transports);
+    app.directories.replace(directories);
+    Ok(applied)
+}
+
+/// The sections whose changes a reload cannot apply (they are read from
+/// [`App::config`], which keeps the start-up values), as written in the file.
+fn sections_needing_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    fn differ<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
+        // Debug covers every field (secrets are redacted; agents' are
+        // compared separately below).
+        format!("{a:?}") != format!("{b:?}")
+    }
+    let radius_sans_clients = |c: &Config| {
+        let mut radius = c.radius.clone();
+        radius.clients.clear();
+        radius
+    };
+    let agents_differ = differ(&old.agents, &new.agents)
+        || old
+            .agents
+            .iter()
+            .zip(&new.agents)
+            .any(|(a, b)| a.secret != b.secret);
+    [
+        ("[server]", differ(&old.server, &new.server)),
+        ("[http]", differ(&old.http, &new.http)),
+        (
+            "[radius] (other than its clients)",
+            differ(&radius_sans_clients(old), &radius_sans_clients(new)),
+        ),
+        ("[strings]", differ(&old.strings, &new.strings)),
+        ("[pin]", differ(&old.pin, &new.pin)),
+        ("[provision]", differ(&old.provision, &new.provision)),
+        ("[policy]", differ(&old.policy, &new.policy)),
+        ("[audit]", differ(&old.audit, &new.audit)),
+        ("[oath]", differ(&old.oath, &new.oath)),
+        (
+            "[dual_channel]",
+            differ(&old.dual_channel, &new.dual_channel),
+        ),
+        ("[[agent]]", agents_differ),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}
+
+/// Runs the reloads asked for on `requests`, one at a time, telling systemd
+/// (`RELOADING=1`, then `READY=1` with the outcome as `STATUS=`) and the log.
+async fn reloader(app: Arc<App>, path: PathBuf, mut requests: tokio::sync::mpsc::Receiver<()>) {
+    while requests.recv().await.is_some() {
+        crate::system::notify_reloading();
+        // A thread of its own, not the blocking pool: a plugin whose `init`
+        // hangs must not hold up the runtime's shutdown on SIGTERM.
+        let (reload_app, reload_path) = (app.clone(), path.clone());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("pinwheel-reload".into())
+            .spawn(move || {
+                let _ = done_tx.send(reload(&reload_app, &reload_path));
+            });
+        let outcome = match spawned {
+            Ok(_) => done_rx
+                .await
+                .unwrap_or_else(|_| Err("the reload thread failed".to_string())),
+            Err(e) => Err(format!("cannot start the reload thread: {e}")),
+        };
+        let status = match outcome {
+            Ok(applied) => {
+                if !applied.need_restart.is_empty() {
+                    tracing::warn!(
+                        "changes to {} take effect only after `systemctl restart pinwheeld`; their old values stay in force",
+                        applied.need_restart.join(", ")
+                    );
+                }
+                let line = format!(
+                    "configuration reloaded: {} RADIUS clients, {} transports, {} directories",
+                    applied.radius_clients, applied.transports, applied.directories
+                );
+                tracing::info!("{line}");
+                tokio::spawn(check_directories(app.clone()));
+                line
+            }
+            Err(e) => {
+                let line = format!("reload refused: {e}");
+                tracing::error!("{line}; the running configuration keeps serving");
+                line
+            }
+        };
+        crate::system::notify_reloaded(&status);
+    }
 }
 
 /// Housekeeping while the daemon runs: prunes audit rows older than
@@ -268,6 +430,75 @@ async fn check_directories(app: Arc<App>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config_text(dir: &Path, secret: &str, extra: &str) -> String {
+        format!(
+            "[server]\nstate_dir = \"{d}/state\"\nruntime_dir = \"{d}/run\"\n\
+             [[radius.client]]\nname = \"nas\"\naddress = \"127.0.0.1/32\"\nsecret = \"{secret}\"\n\
+             [[transport]]\nname = \"spool\"\nplugin = \"spool\"\n{extra}\n",
+            d = dir.display()
+        )
+    }
+
+    #[test]
+    fn reload_swaps_clients_and_transports_or_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pinwheel.toml");
+        std::fs::write(&path, config_text(dir.path(), "one", "")).unwrap();
+        let app = App::open(Config::load(&path).unwrap()).unwrap();
+        let before = app.radius_clients.snapshot();
+        assert_eq!(before[0].secret.expose(), b"one");
+
+        let extra = "[[transport]]\nname = \"sms\"\nplugin = \"spool\"\naddress = \"phone\"\n\
+                     [policy]\nmax_failures = 3\n";
+        std::fs::write(&path, config_text(dir.path(), "two", extra)).unwrap();
+        let applied = reload(&app, &path).unwrap();
+        assert_eq!(
+            applied,
+            Reloaded {
+                radius_clients: 1,
+                transports: 2,
+                directories: 0,
+                need_restart: vec!["[policy]"],
+            }
+        );
+        assert_eq!(app.radius_clients.snapshot()[0].secret.expose(), b"two");
+        assert_eq!(app.transports.names(), vec!["spool", "sms"]);
+        // A request that took the old set keeps it.
+        assert_eq!(before[0].secret.expose(), b"one");
+
+        // Broken: nothing changes, and the error is the start-up one.
+        std::fs::write(&path, config_text(dir.path(), "three", "bogus = 1")).unwrap();
+        let e = reload(&app, &path).unwrap_err();
+        assert!(e.starts_with(&format!("{}: line ", path.display())), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+        let missing = "[[transport]]\nname = \"mail\"\nplugin = \"/nonexistent/libx.so\"\n";
+        std::fs::write(&path, config_text(dir.path(), "three", missing)).unwrap();
+        let e = reload(&app, &path).unwrap_err();
+        assert!(e.starts_with("transport[1] (mail): "), "{e}");
+        assert!(!e.contains("three"), "{e}");
+        assert_eq!(app.radius_clients.snapshot()[0].secret.expose(), b"two");
+        assert_eq!(app.transports.names(), vec!["spool", "sms"]);
+    }
+
+    #[test]
+    fn unchanged_sections_need_no_restart_and_agent_secrets_count() {
+        let base = "[[agent]]\nname = \"a\"\naddress = \"127.0.0.1/32\"\nsecret = \"first-secret-0123456\"\n";
+        let parse = |t: &str| Config::parse(t, Path::new("t.toml")).unwrap();
+        let old = parse(base);
+        assert!(sections_needing_restart(&old, &parse(base)).is_empty());
+        let other_secret = base.replace("first", "other");
+        assert_eq!(
+            sections_needing_restart(&old, &parse(&other_secret)),
+            vec!["[[agent]]"]
+        );
+        let moved =
+            format!("{base}[http]\nlisten = \"127.0.0.1:9999\"\n[radius]\nmax_in_flight = 7\n");
+        assert_eq!(
+            sections_needing_restart(&old, &parse(&moved)),
+            vec!["[http]", "[radius] (other than its clients)"]
+        );
+    }
 
     #[test]
     fn user_locks_are_shared_per_user_and_forgotten() {

@@ -1,6 +1,8 @@
 //! systemd integration: with `NOTIFY_SOCKET` set, pinwheeld sends `READY=1`
 //! only once its listeners are bound (HTTP answers and the admin socket exists
-//! when the notification arrives), and `STOPPING=1` on SIGTERM before exiting 0.
+//! when the notification arrives), `RELOADING=1` (with `MONOTONIC_USEC=`) and
+//! `READY=1` around a reload (SIGHUP), and `STOPPING=1` on SIGTERM before
+//! exiting 0.
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -9,7 +11,7 @@ use std::time::Duration;
 use pinwheel_tests::{bin, http_get, terminate, Config, Layout};
 
 #[test]
-fn ready_is_sent_after_listeners_are_bound_and_stopping_on_sigterm() {
+fn ready_is_sent_after_listeners_are_bound_reloading_on_sighup_and_stopping_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     std::fs::write(&layout.config_path, layout.render(&Config::default())).unwrap();
@@ -39,13 +41,42 @@ fn ready_is_sent_after_listeners_are_bound_and_stopping_on_sigterm() {
     assert_eq!(health.status, 200);
     assert!(layout.admin_socket().exists(), "admin socket bound");
 
-    // A reload request must not stop the daemon (this version only logs it).
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // A reload: RELOADING=1 with the monotonic time, then READY=1 with the
+    // outcome; the daemon keeps running.
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    let mut next = || {
+        let n = notify.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    hup();
+    let message = next();
+    assert!(message.contains("RELOADING=1"), "{message:?}");
+    assert!(message.contains("MONOTONIC_USEC="), "{message:?}");
+    let message = next();
+    assert!(message.contains("READY=1"), "{message:?}");
+    assert!(
+        message.contains("STATUS=configuration reloaded: 1 RADIUS clients, 1 transports"),
+        "{message:?}"
+    );
+    // A refused reload ends with READY=1 too, its status naming the error.
+    std::fs::write(&layout.config_path, "[server\n").unwrap();
+    hup();
+    assert!(next().contains("RELOADING=1"));
+    let message = next();
+    assert!(message.contains("READY=1"), "{message:?}");
+    assert!(
+        message.contains(&format!(
+            "STATUS=reload refused: {}: line 1",
+            layout.config_path.display()
+        )),
+        "{message:?}"
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "SIGHUP stopped the daemon"

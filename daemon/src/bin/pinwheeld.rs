@@ -1,6 +1,7 @@
 //! `pinwheeld`: the Pinwheel daemon. Parses the command line, loads and
 //! validates the config, and runs [`pinwheel::daemon::run`]. Exit codes:
 //! 0 after a clean SIGTERM/SIGINT, 1 on a start-up error, 2 on a config error.
+//! SIGHUP re-reads the same config file (see [`pinwheel::daemon::reload`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(pinwheel::daemon::run(config)) {
+    match runtime.block_on(pinwheel::daemon::run(config, args.config.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

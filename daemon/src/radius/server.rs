@@ -32,6 +32,37 @@ const REPLY_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Most entries in the reply cache; older ones are evicted beyond this.
 const REPLY_CACHE_MAX: usize = 65_536;
 
+/// The RADIUS clients in effect, behind a lock so that a reload (SIGHUP) can
+/// swap them whole. The receive loop takes one snapshot (an `Arc` clone) per
+/// datagram and never holds the lock across an `.await`; a request keeps the
+/// client set it arrived under until it is answered.
+#[derive(Debug, Default)]
+pub struct Clients {
+    current: std::sync::RwLock<Arc<Vec<ResolvedClient>>>,
+}
+
+impl Clients {
+    /// The set `clients`.
+    pub fn new(clients: Vec<ResolvedClient>) -> Clients {
+        Clients {
+            current: std::sync::RwLock::new(Arc::new(clients)),
+        }
+    }
+
+    /// The current clients.
+    pub fn snapshot(&self) -> Arc<Vec<ResolvedClient>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the whole set (on reload).
+    pub fn replace(&self, clients: Vec<ResolvedClient>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(clients);
+    }
+}
+
 /// Picks the client whose network contains `ip` with the longest prefix.
 pub fn find_client(clients: &[ResolvedClient], ip: IpAddr) -> Option<&ResolvedClient> {
     let ip = match ip {
@@ -143,7 +174,6 @@ pub enum Port {
 struct Server {
     port: Port,
     app: Arc<App>,
-    clients: Vec<ResolvedClient>,
     socket: UdpSocket,
     cache: Mutex<ReplyCache>,
     limiter: LogLimiter,
@@ -197,7 +227,6 @@ impl Server {
 /// a transport send) run as tasks.
 pub async fn serve(
     app: Arc<App>,
-    clients: Vec<ResolvedClient>,
     socket: UdpSocket,
     port: Port,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -206,7 +235,6 @@ pub async fn serve(
     let server = Arc::new(Server {
         port,
         app,
-        clients,
         socket,
         cache: Mutex::new(ReplyCache::default()),
         limiter: LogLimiter::new(),
@@ -261,7 +289,9 @@ type Answer = (Code, Vec<(u8, Vec<u8>)>);
 /// send its reply, and the slot it holds until then.
 struct Pending {
     server: Arc<Server>,
-    /// Index of the client in `server.clients`.
+    /// The client set the request arrived under.
+    clients: Arc<Vec<ResolvedClient>>,
+    /// Index of the client in `clients`.
     client: usize,
     request: Request,
     from: SocketAddr,
@@ -271,7 +301,7 @@ struct Pending {
 
 impl Pending {
     fn client(&self) -> &ResolvedClient {
-        &self.server.clients[self.client]
+        &self.clients[self.client]
     }
 
     /// Encodes the answer, records it for retransmissions and sends it;
@@ -318,14 +348,16 @@ fn handle_datagram(
     from: SocketAddr,
     permit: OwnedSemaphorePermit,
 ) {
-    let Some(client_index) = find_client_index(&server.clients, from.ip()) else {
+    // The one snapshot of the client set this datagram takes (an Arc clone).
+    let clients = server.app.radius_clients.snapshot();
+    let Some(client_index) = find_client_index(&clients, from.ip()) else {
         server.drop_packet(
             from,
             "unknown client (no [[radius.client]] address matches)",
         );
         return;
     };
-    let client = &server.clients[client_index];
+    let client = &clients[client_index];
     if datagram.len() > codec::MAX_PACKET_LEN {
         server.drop_packet(from, "packet longer than 4096 bytes");
         return;
@@ -415,6 +447,7 @@ fn handle_datagram(
     }
     answer(Pending {
         server: server.clone(),
+        clients,
         client: client_index,
         request,
         from,

@@ -100,23 +100,72 @@ pub fn notify_stopping() {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
 }
 
-/// Waits for SIGTERM or SIGINT. SIGHUP (a reload request) is logged and
-/// otherwise ignored: this version reads its configuration at start only, and
-/// a reload must not stop the daemon.
-///
-/// Errors: the signal handlers could not be installed.
-pub async fn wait_for_shutdown_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
+/// Tells systemd a reload has begun: `RELOADING=1` with `MONOTONIC_USEC=`
+/// (which `Type=notify-reload` needs, systemd 253 and later; older versions
+/// ignore it). No-op without `NOTIFY_SOCKET`.
+pub fn notify_reloading() {
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    if let Ok(now) = sd_notify::NotifyState::monotonic_usec_now() {
+        states.push(now);
+    }
+    if let Err(e) = sd_notify::notify(false, &states) {
+        tracing::warn!("sd_notify RELOADING failed: {e}");
+    }
+}
+
+/// Tells systemd a reload has ended (applied or refused): `READY=1` with
+/// `STATUS=status`. No-op without `NOTIFY_SOCKET`.
+pub fn notify_reloaded(status: &str) {
+    // STATUS= ends at the end of its line.
+    let status = status.replace(['\n', '\r'], " ");
+    if let Err(e) = sd_notify::notify(
+        false,
+        &[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ],
+    ) {
+        tracing::warn!("sd_notify READY failed: {e}");
+    }
+}
+
+/// A signal the daemon acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM or SIGINT: drain and exit.
+    Shutdown,
+    /// SIGHUP: re-read the configuration.
+    Reload,
+}
+
+/// The daemon's signal handlers (SIGTERM, SIGINT, SIGHUP).
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; from now on these signals no longer kill the
+    /// process but are reported by [`Signals::next`].
+    ///
+    /// Errors: the signal handlers could not be installed.
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the next signal. Several SIGHUPs arriving before this is
+    /// called again count as one.
+    pub async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM received"); return Ok(()); }
-            _ = int.recv() => { tracing::info!("SIGINT received"); return Ok(()); }
-            _ = hup.recv() => tracing::warn!(
-                "SIGHUP received: this version does not reload its configuration; restart pinwheeld to apply changes"
-            ),
+            _ = self.term.recv() => { tracing::info!("SIGTERM received"); Signal::Shutdown }
+            _ = self.int.recv() => { tracing::info!("SIGINT received"); Signal::Shutdown }
+            _ = self.hup.recv() => { tracing::info!("SIGHUP received: reloading the configuration"); Signal::Reload }
         }
     }
 }

@@ -10,6 +10,8 @@
 //! (Users have no stored transport preference yet; when the store gets one,
 //! it goes first.) A message never appears in a log or an error.
 
+use std::sync::{Arc, Mutex, RwLock};
+
 use pinwheel_sdk::protocol::Request;
 use pinwheel_sdk::{Message, PluginKind};
 
@@ -79,10 +81,18 @@ impl From<&TransportConfig> for Rule {
 /// The index of the transport `user` gets among `rules` (config order), or
 /// `None` when the user has no address any of them can use.
 pub fn choose(rules: &[Rule], user: &Recipient) -> Option<usize> {
+    choose_among(rules.iter(), user)
+}
+
+/// [`choose`] over any sequence of rules.
+fn choose_among<'a>(
+    mut rules: impl Iterator<Item = &'a Rule> + Clone,
+    user: &Recipient,
+) -> Option<usize> {
     let by_group = rules
-        .iter()
+        .clone()
         .position(|r| user.has(r.address) && r.groups.iter().any(|g| user.groups.contains(g)));
-    by_group.or_else(|| rules.iter().position(|r| user.has(r.address)))
+    by_group.or_else(|| rules.position(|r| user.has(r.address)))
 }
 
 /// Why a message was not delivered. Never contains the message body.
@@ -102,12 +112,12 @@ struct Loaded {
     plugin: PluginHandle,
 }
 
-/// The loaded transports, in config order.
-pub struct Transports {
+/// One loaded set of transports, in config order: what a reload swaps whole.
+pub struct TransportSet {
     loaded: Vec<Loaded>,
 }
 
-impl std::fmt::Debug for Transports {
+impl std::fmt::Debug for TransportSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
             .entries(self.loaded.iter().map(|l| l.plugin.name()))
@@ -135,12 +145,12 @@ fn plugin_config(config: &Config, t: &TransportConfig) -> serde_json::Value {
     serde_json::to_value(table).unwrap_or(serde_json::Value::Null)
 }
 
-impl Transports {
+impl TransportSet {
     /// Loads every transport of `config` (the embedded spool default when
     /// there are none), logging one line per plugin.
     ///
     /// Errors: the first plugin refused, prefixed with its config entry.
-    pub fn load(config: &Config) -> Result<Transports, String> {
+    pub fn load(config: &Config) -> Result<TransportSet, String> {
         let mut loaded = Vec::new();
         for (i, t) in config.effective_transports().iter().enumerate() {
             let spec = PluginSpec {
@@ -159,7 +169,17 @@ impl Transports {
                 plugin,
             });
         }
-        Ok(Transports { loaded })
+        Ok(TransportSet { loaded })
+    }
+
+    /// How many transports the set has.
+    pub fn len(&self) -> usize {
+        self.loaded.len()
+    }
+
+    /// Whether the set has no transport (never, once loaded from a config).
+    pub fn is_empty(&self) -> bool {
+        self.loaded.is_empty()
     }
 
     /// The loaded plugins, in config order.
@@ -172,10 +192,14 @@ impl Transports {
         self.plugins().map(|p| p.name().to_string()).collect()
     }
 
+    /// The index of the transport `user` gets, if any.
+    fn index_for(&self, user: &Recipient) -> Option<usize> {
+        choose_among(self.loaded.iter().map(|l| &l.rule), user)
+    }
+
     /// The transport `user` gets, if any.
     pub fn choose(&self, user: &Recipient) -> Option<&PluginHandle> {
-        let rules: Vec<Rule> = self.loaded.iter().map(|l| l.rule.clone()).collect();
-        choose(&rules, user).map(|i| &self.loaded[i].plugin)
+        self.index_for(user).map(|i| &self.loaded[i].plugin)
     }
 
     /// Which transport `user` gets and the message for it: the user's
@@ -186,9 +210,9 @@ impl Transports {
         user: &Recipient,
         mut message: Message,
     ) -> Result<(&PluginHandle, Request), SendError> {
-        let rules: Vec<Rule> = self.loaded.iter().map(|l| l.rule.clone()).collect();
-        let index =
-            choose(&rules, user).ok_or_else(|| SendError::NoRecipient(user.username.clone()))?;
+        let index = self
+            .index_for(user)
+            .ok_or_else(|| SendError::NoRecipient(user.username.clone()))?;
         let loaded = &self.loaded[index];
         let address = loaded.rule.address;
         message.email = match address {
@@ -220,6 +244,101 @@ impl Transports {
         let (plugin, request) = self.prepare(user, message)?;
         plugin.call::<()>(&request).await?;
         Ok(plugin.name().to_string())
+    }
+}
+
+/// The transports in effect: a [`TransportSet`] behind a lock so that a
+/// reload (SIGHUP) can swap it whole while sends keep the set they started
+/// with. Every method takes a snapshot and releases the lock at once; none
+/// holds it across a plugin call or an `.await`.
+pub struct Transports {
+    current: RwLock<Arc<TransportSet>>,
+    /// The set [`Transports::plugins`] last handed out references into, kept
+    /// for the life of the daemon (see there).
+    listed: Mutex<Option<&'static Arc<TransportSet>>>,
+}
+
+impl std::fmt::Debug for Transports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.snapshot().fmt(f)
+    }
+}
+
+impl Transports {
+    /// Loads every transport of `config` (see [`TransportSet::load`]).
+    ///
+    /// Errors: the first plugin refused, prefixed with its config entry.
+    pub fn load(config: &Config) -> Result<Transports, String> {
+        TransportSet::load(config).map(Transports::new)
+    }
+
+    /// Transports serving `set`.
+    pub fn new(set: TransportSet) -> Transports {
+        Transports {
+            current: RwLock::new(Arc::new(set)),
+            listed: Mutex::new(None),
+        }
+    }
+
+    /// The current set. Sends already running keep the set they took.
+    pub fn snapshot(&self) -> Arc<TransportSet> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the whole set (on reload). The old plugins are shut down
+    /// once their last running call ends.
+    pub fn replace(&self, set: TransportSet) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+
+    /// The current plugins, in config order, borrowed for as long as `self`.
+    ///
+    /// Because the references outlive any lock, the set they point into is
+    /// kept loaded for the life of the daemon: at most one set per reload
+    /// after which this was called (a few plugin handles each). Prefer
+    /// [`Self::snapshot`] and [`TransportSet::plugins`].
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginHandle> {
+        let current = self.snapshot();
+        let mut listed = self.listed.lock().unwrap_or_else(|p| p.into_inner());
+        let set: &'static Arc<TransportSet> = match *listed {
+            Some(kept) if Arc::ptr_eq(kept, &current) => kept,
+            _ => {
+                let kept: &'static Arc<TransportSet> = Box::leak(Box::new(current));
+                *listed = Some(kept);
+                kept
+            }
+        };
+        set.plugins()
+    }
+
+    /// The names of the current transports, in config order.
+    pub fn names(&self) -> Vec<String> {
+        self.snapshot().names()
+    }
+
+    /// The transport `user` gets now, if any.
+    pub fn choose(&self, user: &Recipient) -> Option<PluginHandle> {
+        self.snapshot().choose(user).cloned()
+    }
+
+    /// Sends `message` to `user` over the user's transport in the current
+    /// set (see [`TransportSet::send_blocking`]).
+    ///
+    /// Errors: as [`TransportSet::send_blocking`].
+    pub fn send_blocking(&self, user: &Recipient, message: Message) -> Result<String, SendError> {
+        self.snapshot().send_blocking(user, message)
+    }
+
+    /// As [`Self::send_blocking`], from an async task (the lock is released
+    /// before the call).
+    ///
+    /// Errors: as [`TransportSet::send_blocking`].
+    pub async fn send(&self, user: &Recipient, message: Message) -> Result<String, SendError> {
+        let set = self.snapshot();
+        set.send(user, message).await
     }
 }
 
@@ -306,6 +425,31 @@ mod tests {
         assert_eq!(choose(&rules, &user(true, false, &["field"])), Some(0));
         assert_eq!(choose(&rules, &user(false, true, &["field"])), Some(1));
         assert_eq!(choose(&rules, &user(false, true, &[])), Some(1));
+    }
+
+    #[test]
+    fn a_replaced_set_serves_new_sends_and_old_snapshots_stay_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |names: &[&str]| {
+            let mut text = format!("[server]\nstate_dir = {:?}\n", dir.path());
+            for name in names {
+                text.push_str(&format!(
+                    "[[transport]]\nname = \"{name}\"\nplugin = \"spool\"\n"
+                ));
+            }
+            Config::parse(&text, std::path::Path::new("t.toml")).unwrap()
+        };
+        let transports = Transports::load(&config(&["a"])).unwrap();
+        let old = transports.snapshot();
+        let listed: Vec<&PluginHandle> = transports.plugins().collect();
+        transports.replace(TransportSet::load(&config(&["b", "c"])).unwrap());
+        assert_eq!(transports.names(), vec!["b", "c"]);
+        let now: Vec<String> = transports.plugins().map(|p| p.name().to_string()).collect();
+        assert_eq!(now, vec!["b", "c"]);
+        assert_eq!(old.names(), vec!["a"]);
+        assert_eq!(listed[0].name(), "a");
+        let user = user(true, false, &[]);
+        assert_eq!(transports.choose(&user).unwrap().name(), "b");
     }
 
     #[test]
