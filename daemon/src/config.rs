@@ -616,6 +616,14 @@ pub struct DirectoryConfig {
     /// Most calls running at once; more wait (up to `timeout`).
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
+    /// How often the directory's users are synchronised (attributes updated,
+    /// users gone from the directory disabled), e.g. `"1h"`; `"0"` turns the
+    /// scheduled sync off (`pinwheelctl directory sync NAME` still works).
+    #[serde(
+        default = "crate::directory::default_sync_interval",
+        with = "humantime_serde"
+    )]
+    pub sync_interval: Duration,
     /// Settings for the plugin, handed to it as JSON.
     #[serde(default)]
     pub config: toml::Table,

@@ -214,6 +214,10 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
 
     let maintenance_task = tokio::spawn(maintenance(app.clone(), shutdown_rx.clone()));
     tokio::spawn(check_directories(app.clone()));
+    tokio::spawn(crate::directory::run_scheduled_sync(
+        app.clone(),
+        shutdown_rx.clone(),
+    ));
 
     tracing::info!(
         http = %bound.http,

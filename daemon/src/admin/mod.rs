@@ -123,6 +123,12 @@ pub enum AdminRequest {
     Status,
     /// The loaded plugins with their health, checked now.
     Plugins,
+    /// Synchronise a directory's users now: update attributes, create
+    /// records for new users, disable users gone from the directory.
+    DirectorySync {
+        /// The `[[directory]]` entry's name.
+        name: String,
+    },
 }
 
 impl std::fmt::Debug for AdminRequest {
@@ -145,6 +151,7 @@ impl std::fmt::Debug for AdminRequest {
             AdminRequest::Audit { .. } => "audit",
             AdminRequest::Status => "status",
             AdminRequest::Plugins => "plugins",
+            AdminRequest::DirectorySync { .. } => "directory-sync",
         };
         f.write_str(name)
     }
@@ -169,7 +176,7 @@ pub struct AdminResponse {
 pub struct UserView {
     /// Login name.
     pub name: String,
-    /// Directory (`local`).
+    /// Directory: `local`, or the `[[directory]]` entry the user came from.
     pub directory: String,
     /// Email address.
     pub email: Option<String>,

@@ -257,6 +257,9 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
         }
         AdminRequest::Status => status(app),
         AdminRequest::Plugins => Ok(plugins(app)),
+        AdminRequest::DirectorySync { name } => crate::directory::sync(app, &name)
+            .map_err(|e| e.to_string())
+            .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string())),
     };
     match outcome {
         Ok(value) => success(value),
@@ -404,7 +407,7 @@ fn parse_or_generate_pin(app: &App, pin: Option<String>) -> Result<(Pin, bool), 
 }
 
 /// Sends a generated PIN over the user's transport; returns the transport's name.
-fn send_pin(app: &App, user: &Recipient, pin: &Pin) -> Result<String, SendError> {
+pub(crate) fn send_pin(app: &App, user: &Recipient, pin: &Pin) -> Result<String, SendError> {
     let mut message = Message::new(MessageKind::Pin, user.username.clone());
     message.subject = "Your Pinwheel PIN".to_string();
     message.body = format!(
@@ -584,7 +587,7 @@ fn status(app: &App) -> Result<serde_json::Value, String> {
         "uptime_seconds": app.started.elapsed().as_secs(),
         "http": app.config.http.listen.to_string(),
         "radius": app.config.radius.listen.to_string(),
-        "radius_clients": app.config.radius.clients.len(),
+        "radius_clients": app.radius_clients.snapshot().len(),
         "users": users,
         "devices": devices,
         "transports": app.transports.names(),
@@ -597,8 +600,9 @@ fn status(app: &App) -> Result<serde_json::Value, String> {
 /// the slowest plugin's timeout (twice it when the plugin is busy).
 fn plugins(app: &App) -> serde_json::Value {
     let directories = app.directories.snapshot();
+    let transports = app.transports.snapshot();
     let all: Vec<&crate::plugin_host::PluginHandle> =
-        app.transports.plugins().chain(directories.iter()).collect();
+        transports.plugins().chain(directories.iter()).collect();
     let health: Vec<String> = std::thread::scope(|scope| {
         let checks: Vec<_> = all
             .iter()

@@ -1,8 +1,10 @@
 //! Two-stage (dual channel) logins for RADIUS clients with `two_stage`.
 //!
 //! First leg ([`start`]): the Access-Request carries the user's directory
-//! password (checked against the local directory's Argon2id hash), or
-//! nothing when the user has none. Pinwheel draws a fresh random security
+//! password (checked against the local directory's Argon2id hash, or by the
+//! user's directory plugin, which never accepts an empty one), or nothing
+//! when a local user has none. A user found in a directory plugin gets a
+//! record first ([`crate::directory::ensure_user`]). Pinwheel draws a fresh random security
 //! string, stores the code the user's PIN makes of it (sealed) under the
 //! keyed hash of a random 32-byte State bound to the user and the client,
 //! sends the string over the user's transport, and the caller answers
@@ -124,20 +126,53 @@ pub fn start(
     source: &Source,
 ) -> Result<FirstLeg, StoreError> {
     let now = crate::unix_now();
-    let user = app.store.with(|c| users::by_name(c, username))?;
+    // A user found in a directory gets a record (and a PIN) first; outside
+    // any store transaction, as directory calls can take seconds.
+    let user = match crate::directory::ensure_user(app, username, source) {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::warn!(user = ?username, "directory look-up failed: {e}");
+            app.store.with(|c| users::by_name(c, username))?
+        }
+    };
     // Disabled and locked users are refused below without a password check.
     let refused = user
         .as_ref()
         .is_some_and(|u| !u.enabled || u.is_locked(now));
+    let from_directory = user.as_ref().is_some_and(|u| u.directory != "local");
     let hash = match &user {
-        Some(u) if !refused => app.store.with(|c| users::password_hash(c, u.id))?,
+        Some(u) if !refused && !from_directory => {
+            app.store.with(|c| users::password_hash(c, u.id))?
+        }
         _ => None,
     };
     // Argon2 is slow on purpose: it runs outside the store lock, one at a
     // time. An unknown user with a password is checked against a dummy hash,
-    // so the answer takes as long as for a known user.
+    // so the answer takes as long as for a known user. Users of a directory
+    // plugin are checked by the directory (a bind); an empty password is
+    // refused without asking.
     let password_ok = match (&user, hash) {
         (Some(_), _) if refused => false,
+        (Some(u), _) if from_directory => {
+            match crate::directory::check_password(app, u, password) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    // Not the user's fault: no failure counted.
+                    tracing::warn!(user = ?username, "directory password not checked: {e}");
+                    let row = audit::row(
+                        now,
+                        "challenge",
+                        Some(username),
+                        source,
+                        Outcome::Fail,
+                        Some("directory_unavailable"),
+                    );
+                    app.store.with(|c| audit_store::insert(c, &row))?;
+                    app.audit.emit(&[row]);
+                    return Ok(FirstLeg::Reject(RejectReason::Internal));
+                }
+            }
+        }
         (Some(_), None) => password.is_empty(),
         (Some(_), Some(hash)) if !password.is_empty() => {
             match app

@@ -56,6 +56,20 @@ enum Command {
     /// List the loaded plugins (transports and directories) with their
     /// health, checked now.
     Plugins,
+    /// Directories of users (`[[directory]]` plugins).
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Synchronise a directory's users now: update email, phone, groups and
+    /// enabled from the directory, create records for new users, disable
+    /// users gone from it.
+    Sync {
+        /// The `[[directory]]` entry's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -312,8 +326,16 @@ fn main() -> ExitCode {
         }
         Command::Status => AdminRequest::Status,
         Command::Plugins => AdminRequest::Plugins,
+        Command::Directory(DirectoryCommand::Sync { name }) => {
+            AdminRequest::DirectorySync { name: name.clone() }
+        }
     };
-    let response = match client::call(&socket, &request, Duration::from_secs(30)) {
+    // A sync lists a whole directory: give it longer.
+    let limit = match &request {
+        AdminRequest::DirectorySync { .. } => Duration::from_secs(600),
+        _ => Duration::from_secs(30),
+    };
+    let response = match client::call(&socket, &request, limit) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pinwheelctl: {e}");
@@ -532,6 +554,23 @@ fn print_result(command: &Command, result: &serde_json::Value) {
                 );
             }
             println!("{} plugin(s)", rows.len());
+        }
+        Command::Directory(DirectoryCommand::Sync { name }) => {
+            let count = |k: &str| result.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+            println!(
+                "directory {} sync: {} listed, {} updated, {} created, {} disabled",
+                printable(name),
+                count("listed"),
+                count("updated"),
+                count("created"),
+                count("disabled")
+            );
+            if count("skipped") > 0 {
+                println!(
+                    "{} listed user(s) skipped: invalid or repeated names, or names used by a local user or another directory",
+                    count("skipped")
+                );
+            }
         }
         Command::Status => {
             if let Some(map) = result.as_object() {

@@ -127,6 +127,11 @@ pub fn provision_url(public_url: &str, username: &str, code: &str) -> String {
 /// `Transport` (the plugin failed, timed out or was too busy; earlier code
 /// kept), `Store`. The REST API hides all of these behind the same 202.
 pub fn send_code(app: &App, username: &str, source: &Source) -> Result<String, ProvisionError> {
+    // A user found in a directory gets a record (and a PIN) first; outside
+    // any store transaction, as directory calls can take seconds.
+    if let Err(e) = crate::directory::ensure_user(app, username, source) {
+        tracing::warn!(user = ?username, "directory look-up failed: {e}");
+    }
     let result = send_code_inner(app, username, source);
     let reason = match &result {
         Ok(_) => None,

@@ -125,6 +125,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX challenges_expires ON challenges(expires_at);",
     // 4: groups, returned to NASes in Access-Accepts.
     "ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '';",
+    // 5: users from directory plugins: which of them the directory disabled
+    // (a sync re-enables only those), and listing a directory's users.
+    "ALTER TABLE users ADD COLUMN directory_disabled INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET directory = 'local' WHERE directory IS NULL OR directory = '';
+    CREATE INDEX users_directory ON users(directory);",
 ];
 
 /// The database handle. One connection behind a mutex: SQLite serialises

@@ -140,12 +140,14 @@ fn update_one(
     }
 }
 
-/// Enables or disables a user. Errors: [`StoreError::NotFound`].
+/// Enables or disables a user (an administrator's decision: a directory
+/// sync will not enable a user disabled this way). Errors:
+/// [`StoreError::NotFound`].
 pub fn set_enabled(conn: &Connection, name: &str, enabled: bool) -> Result<(), StoreError> {
     update_one(
         conn,
         name,
-        "UPDATE users SET enabled = ?2 WHERE name = ?1",
+        "UPDATE users SET enabled = ?2, directory_disabled = 0 WHERE name = ?1",
         &enabled,
     )
 }
@@ -262,10 +264,197 @@ pub fn reset_failures(conn: &Connection, user_id: i64) -> Result<(), StoreError>
     Ok(())
 }
 
+/// A user of a directory plugin as the sync sees it: the attributes the
+/// directory owns, and whether the directory disabled the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryMember {
+    /// Row id.
+    pub id: i64,
+    /// Login name.
+    pub name: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Whether the user may log in.
+    pub enabled: bool,
+    /// Whether a sync disabled the user (gone from or disabled in the
+    /// directory); only such users are enabled again by a sync.
+    pub directory_disabled: bool,
+}
+
+/// Every user whose `directory` is `directory` (never local users when
+/// `directory` is a plugin's name), ordered by name.
+pub fn members_of(conn: &Connection, directory: &str) -> Result<Vec<DirectoryMember>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, name, email, phone, groups, enabled, directory_disabled
+         FROM users WHERE directory = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map(params![directory], |r| {
+        Ok(DirectoryMember {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            email: r.get(2)?,
+            phone: r.get(3)?,
+            groups: split_groups(&r.get::<_, String>(4)?),
+            enabled: r.get(5)?,
+            directory_disabled: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Attributes a directory gives a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryAttributes {
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Whether the directory lets the user log in.
+    pub enabled: bool,
+}
+
+/// Inserts a user found in directory `directory`, with no PIN (one is
+/// issued at first use). A user the directory marks disabled is stored
+/// disabled by the directory. Errors: [`StoreError::Duplicate`].
+pub fn insert_from_directory(
+    conn: &Connection,
+    name: &str,
+    directory: &str,
+    attributes: &DirectoryAttributes,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let result = conn.execute(
+        "INSERT INTO users(name, directory, email, phone, groups, enabled, directory_disabled,
+                           created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        params![
+            name,
+            directory,
+            attributes.email,
+            attributes.phone,
+            attributes.groups.join(","),
+            attributes.enabled,
+            !attributes.enabled,
+            now
+        ],
+    );
+    match result {
+        Ok(_) => Ok(conn.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::Duplicate(format!("user {name}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes a directory user's attributes, address and groups as given;
+/// `enabled` and `directory_disabled` as the sync decided.
+pub fn update_from_directory(
+    conn: &Connection,
+    id: i64,
+    attributes: &DirectoryAttributes,
+    directory_disabled: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE users SET email = ?2, phone = ?3, groups = ?4, enabled = ?5,
+                          directory_disabled = ?6, updated_at = ?7
+         WHERE id = ?1",
+        params![
+            id,
+            attributes.email,
+            attributes.phone,
+            attributes.groups.join(","),
+            attributes.enabled,
+            directory_disabled,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// Sets the sealed PIN of the user with this id if the user has none;
+/// `false` when another PIN was set meanwhile.
+pub fn set_pin_if_none(
+    conn: &Connection,
+    user_id: i64,
+    pin_sealed: &[u8],
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE users SET pin_sealed = ?2 WHERE id = ?1 AND pin_sealed IS NULL",
+        params![user_id, pin_sealed],
+    )? == 1)
+}
+
+/// Clears the sealed PIN of the user with this id if it is still
+/// `pin_sealed` (a generated PIN that could not be sent).
+pub fn clear_pin_if(conn: &Connection, user_id: i64, pin_sealed: &[u8]) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE users SET pin_sealed = NULL WHERE id = ?1 AND pin_sealed = ?2",
+        params![user_id, pin_sealed],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    #[test]
+    fn directory_users_are_kept_apart() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .with(|c| {
+                insert(c, "zed", Some("z@example.org"), None, b"sealed", 5)?;
+                let attrs = DirectoryAttributes {
+                    email: Some("a@corp.example".into()),
+                    phone: None,
+                    groups: vec!["staff".into(), "vpn".into()],
+                    enabled: true,
+                };
+                let id = insert_from_directory(c, "alice", "corp", &attrs, 6)?;
+                assert!(matches!(
+                    insert_from_directory(c, "zed", "corp", &attrs, 6),
+                    Err(StoreError::Duplicate(_))
+                ));
+                let alice = by_name(c, "alice")?.unwrap();
+                assert_eq!(alice.directory, "corp");
+                assert!(alice.pin_sealed.is_none() && alice.enabled);
+                assert_eq!(alice.groups, ["staff", "vpn"]);
+                assert_eq!(by_name(c, "zed")?.unwrap().directory, "local");
+                let members = members_of(c, "corp")?;
+                assert_eq!(members.len(), 1);
+                assert_eq!(members[0].id, id);
+                assert!(!members[0].directory_disabled);
+                let off = DirectoryAttributes {
+                    enabled: false,
+                    ..attrs
+                };
+                update_from_directory(c, id, &off, true, 7)?;
+                let m = &members_of(c, "corp")?[0];
+                assert!(!m.enabled && m.directory_disabled);
+                // An administrator's enable clears the directory's mark.
+                set_enabled(c, "alice", true)?;
+                assert!(!members_of(c, "corp")?[0].directory_disabled);
+                assert!(set_pin_if_none(c, id, b"one")?);
+                assert!(!set_pin_if_none(c, id, b"two")?);
+                clear_pin_if(c, id, b"two")?;
+                assert!(by_name(c, "alice")?.unwrap().pin_sealed.is_some());
+                clear_pin_if(c, id, b"one")?;
+                assert!(by_name(c, "alice")?.unwrap().pin_sealed.is_none());
+                Ok(())
+            })
+            .unwrap();
+    }
 
     #[test]
     fn insert_find_list_delete() {

@@ -10,7 +10,7 @@
 //! (Users have no stored transport preference yet; when the store gets one,
 //! it goes first.) A message never appears in a log or an error.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use pinwheel_sdk::protocol::Request;
 use pinwheel_sdk::{Message, PluginKind};
@@ -253,9 +253,6 @@ impl TransportSet {
 /// holds it across a plugin call or an `.await`.
 pub struct Transports {
     current: RwLock<Arc<TransportSet>>,
-    /// The set [`Transports::plugins`] last handed out references into, kept
-    /// for the life of the daemon (see there).
-    listed: Mutex<Option<&'static Arc<TransportSet>>>,
 }
 
 impl std::fmt::Debug for Transports {
@@ -276,7 +273,6 @@ impl Transports {
     pub fn new(set: TransportSet) -> Transports {
         Transports {
             current: RwLock::new(Arc::new(set)),
-            listed: Mutex::new(None),
         }
     }
 
@@ -292,26 +288,6 @@ impl Transports {
     /// once their last running call ends.
     pub fn replace(&self, set: TransportSet) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-    }
-
-    /// The current plugins, in config order, borrowed for as long as `self`.
-    ///
-    /// Because the references outlive any lock, the set they point into is
-    /// kept loaded for the life of the daemon: at most one set per reload
-    /// after which this was called (a few plugin handles each). Prefer
-    /// [`Self::snapshot`] and [`TransportSet::plugins`].
-    pub fn plugins(&self) -> impl Iterator<Item = &PluginHandle> {
-        let current = self.snapshot();
-        let mut listed = self.listed.lock().unwrap_or_else(|p| p.into_inner());
-        let set: &'static Arc<TransportSet> = match *listed {
-            Some(kept) if Arc::ptr_eq(kept, &current) => kept,
-            _ => {
-                let kept: &'static Arc<TransportSet> = Box::leak(Box::new(current));
-                *listed = Some(kept);
-                kept
-            }
-        };
-        set.plugins()
     }
 
     /// The names of the current transports, in config order.
@@ -441,13 +417,16 @@ mod tests {
         };
         let transports = Transports::load(&config(&["a"])).unwrap();
         let old = transports.snapshot();
-        let listed: Vec<&PluginHandle> = transports.plugins().collect();
         transports.replace(TransportSet::load(&config(&["b", "c"])).unwrap());
         assert_eq!(transports.names(), vec!["b", "c"]);
-        let now: Vec<String> = transports.plugins().map(|p| p.name().to_string()).collect();
+        let now: Vec<String> = transports
+            .snapshot()
+            .plugins()
+            .map(|p| p.name().to_string())
+            .collect();
         assert_eq!(now, vec!["b", "c"]);
+        // A snapshot taken before keeps its own set.
         assert_eq!(old.names(), vec!["a"]);
-        assert_eq!(listed[0].name(), "a");
         let user = user(true, false, &[]);
         assert_eq!(transports.choose(&user).unwrap().name(), "b");
     }

@@ -1,0 +1,477 @@
+//! Users from an LDAP directory, end to end: a private OpenLDAP `slapd`
+//! (started for each test on 127.0.0.1 at a port chosen at run time, with
+//! its own config and database in a temporary folder, killed when the test
+//! ends), the real LDAP plugin from the build, and the built daemon.
+//!
+//! Needs Debian's `slapd` and `ldap-utils` (tools/test.sh installs them).
+//! The directory holds alice (mail, password) and bob (mail, password)
+//! under ou=people, and the service account the plugin binds as.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pinwheel::otc::{extract, Pin, SecurityString};
+use pinwheel_tests::{http_post, install_plugin, radclient_output, Daemon, SECRET};
+use serde_json::json;
+
+const SUFFIX: &str = "dc=example,dc=org";
+const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+const ROOT_PW: &str = "root-secret";
+const SERVICE_DN: &str = "cn=pinwheel,ou=services,dc=example,dc=org";
+const SERVICE_PW: &str = "service-secret";
+const PEOPLE: &str = "ou=people,dc=example,dc=org";
+
+/// A private slapd: killed (and waited for) on drop.
+struct Slapd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn slapd_binary() -> PathBuf {
+    for candidate in [
+        "/usr/sbin/slapd",
+        "/usr/local/sbin/slapd",
+        "/usr/local/libexec/slapd",
+    ] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!(
+        "slapd (OpenLDAP server) is not installed: run tools/test.sh, which installs \
+         Debian's slapd and ldap-utils without starting the system service"
+    );
+}
+
+fn module_dir() -> &'static str {
+    for d in [
+        "/usr/lib/ldap",
+        "/usr/lib/x86_64-linux-gnu/ldap",
+        "/usr/lib/aarch64-linux-gnu/ldap",
+    ] {
+        if Path::new(d).join("back_mdb.so").exists() || Path::new(d).join("back_mdb.la").exists() {
+            return d;
+        }
+    }
+    "/usr/lib/ldap"
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Runs an ldap-utils command as the root DN with `ldif` on standard input.
+fn ldap_tool(tool: &str, url: &str, extra: &[&str], ldif: &str) -> std::process::Output {
+    let mut child = Command::new(tool)
+        .args(["-x", "-H", url, "-D", ROOT_DN, "-w", ROOT_PW])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {tool} (ldap-utils): {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ldif.as_bytes())
+        .expect("write LDIF");
+    child.wait_with_output().expect("wait for the LDAP tool")
+}
+
+impl Slapd {
+    fn start() -> Slapd {
+        let binary = slapd_binary();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        std::fs::create_dir(d.join("db")).expect("db dir");
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile {dir}/slapd.pid
+argsfile {dir}/slapd.args
+modulepath {modules}
+moduleload back_mdb
+
+database mdb
+maxsize 16777216
+suffix \"{SUFFIX}\"
+rootdn \"{ROOT_DN}\"
+rootpw {ROOT_PW}
+directory {dir}/db
+index objectClass eq
+access to attrs=userPassword
+  by anonymous auth
+  by self read
+  by * none
+access to *
+  by dn.exact=\"{SERVICE_DN}\" read
+  by self read
+  by * none
+",
+            dir = d.display(),
+            modules = module_dir(),
+        );
+        std::fs::write(d.join("slapd.conf"), conf).expect("slapd.conf");
+        let mut slapd = Slapd {
+            child: None,
+            dir,
+            port: 0,
+        };
+        let mut last = String::new();
+        for _ in 0..5 {
+            slapd.port = free_port();
+            match slapd.spawn(&binary) {
+                Ok(()) => {
+                    slapd.load();
+                    return slapd;
+                }
+                Err(log) => last = log,
+            }
+        }
+        panic!("slapd did not start; its log:\n{last}");
+    }
+
+    fn spawn(&mut self, binary: &Path) -> Result<(), String> {
+        let d = self.dir.path();
+        let log_path = d.join("slapd.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(binary)
+            .arg("-f")
+            .arg(d.join("slapd.conf"))
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            // Any -d keeps slapd in the foreground, our child.
+            .args(["-d", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(format!("exited with {status}\n{}", read_log()));
+                }
+            }
+            let probe = Command::new("ldapwhoami")
+                .args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PW])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if probe.is_ok_and(|s| s.success()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                return Err(format!("no answer within 15 s\n{}", read_log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    fn modify(&self, ldif: &str) {
+        let out = ldap_tool("ldapmodify", &self.url(), &[], ldif);
+        assert!(
+            out.status.success(),
+            "ldapmodify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn delete(&self, dn: &str) {
+        let out = ldap_tool("ldapdelete", &self.url(), &[dn], "");
+        assert!(
+            out.status.success(),
+            "ldapdelete {dn}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn load(&self) {
+        let person = |uid: &str, mail: &str, pw: &str| {
+            format!(
+                "dn: uid={uid},{PEOPLE}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {uid}\n\
+                 cn: {uid}\nsn: {uid}\nmail: {mail}\nuserPassword: {pw}\n\n"
+            )
+        };
+        let mut ldif = format!(
+            "dn: {SUFFIX}\nchangetype: add\nobjectClass: dcObject\nobjectClass: organization\n\
+             dc: example\no: Example\n\n\
+             dn: ou=people,{SUFFIX}\nchangetype: add\nobjectClass: organizationalUnit\nou: people\n\n\
+             dn: ou=services,{SUFFIX}\nchangetype: add\nobjectClass: organizationalUnit\nou: services\n\n\
+             dn: {SERVICE_DN}\nchangetype: add\nobjectClass: organizationalRole\n\
+             objectClass: simpleSecurityObject\ncn: pinwheel\nuserPassword: {SERVICE_PW}\n\n"
+        );
+        ldif.push_str(&person("alice", "alice@example.org", "alice-pw"));
+        ldif.push_str(&person("bob", "bob@example.org", "bob-pw"));
+        self.modify(&ldif);
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A daemon with the LDAP plugin as directory `corp` (no scheduled sync).
+fn daemon_with(slapd: &Slapd, two_stage: bool) -> Daemon {
+    let folder = slapd.dir.path().join("plugins");
+    let plugin = install_plugin(&folder, "pinwheel-directory-ldap", 0o644);
+    let pw_file = slapd.dir.path().join("service.pw");
+    std::fs::write(&pw_file, format!("{SERVICE_PW}\n")).expect("password file");
+    let s = |v: &str| serde_json::to_string(v).expect("TOML string");
+    let extra = format!(
+        "\n[plugins]\nfolder = {folder}\n\n[[directory]]\nname = \"corp\"\nplugin = {plugin}\n\
+         sync_interval = \"0\"\n\n[directory.config]\nurls = [{url}]\nbind_dn = {bind}\n\
+         bind_password_file = {pw}\nbase_dn = {base}\ntimeout = 5\n\n\
+         [directory.config.attributes]\nusername = \"uid\"\nemail = \"mail\"\nphone = \"mobile\"\n\
+         groups = \"\"\n",
+        folder = s(&folder.to_string_lossy()),
+        plugin = s(&plugin.to_string_lossy()),
+        url = s(&slapd.url()),
+        bind = s(SERVICE_DN),
+        pw = s(&pw_file.to_string_lossy()),
+        base = s(PEOPLE),
+    );
+    Daemon::start(|c| {
+        c.two_stage = two_stage;
+        c.extra = extra;
+    })
+}
+
+/// Waits up to 30 s for a spool message of `kind` to `user`.
+fn wait_message(d: &Daemon, user: &str, kind: &str) -> pinwheel_tests::SpoolMessage {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(m) = d.spool_for(user, kind).last() {
+            return m.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} message for {user}; log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn first_leg(d: &Daemon, user: &str, password: &str) -> String {
+    radclient_output(
+        d.layout.radius_port,
+        "auth",
+        SECRET,
+        &format!(
+            "User-Name = \"{user}\"\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n"
+        ),
+        3,
+        1,
+    )
+    .1
+}
+
+fn second_leg(d: &Daemon, user: &str, state: &str, code: &str) -> String {
+    radclient_output(
+        d.layout.radius_port,
+        "auth",
+        SECRET,
+        &format!(
+            "User-Name = \"{user}\"\nUser-Password = \"{code}\"\nState = {state}\nMessage-Authenticator = 0x00\n"
+        ),
+        3,
+        1,
+    )
+    .1
+}
+
+fn challenge_state(out: &str) -> String {
+    assert!(out.contains("Received Access-Challenge"), "{out}");
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("State = "))
+        .unwrap_or_else(|| panic!("State in the challenge: {out}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn ldap_user_is_created_at_first_provision_request() {
+    let slapd = Slapd::start();
+    let d = daemon_with(&slapd, false);
+    let out = d.ctl(&["user", "show", "alice"]);
+    assert!(!out.success(), "alice is not stored yet: {out}");
+
+    let reply = http_post(
+        &d.url("/api/v1/provision/request"),
+        &json!({"username": "alice"}),
+        None,
+    );
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let code = d.wait_provision_message("alice", 0);
+    assert_eq!(code.to, "alice@example.org", "sent to the LDAP mail");
+    // The generated PIN went to the same address, before the code.
+    let pin = wait_message(&d, "alice", "pin");
+    assert_eq!(pin.to, "alice@example.org");
+    assert!(pin.file_name < code.file_name, "PIN first");
+
+    let shown = d.ctl_ok(&["user", "show", "alice"]);
+    assert!(shown.contains("directory: corp"), "{shown}");
+    assert!(shown.contains("alice@example.org"), "{shown}");
+    assert!(shown.contains("pin:       set"), "{shown}");
+
+    // A second request neither creates again nor sends another PIN.
+    let reply = http_post(
+        &d.url("/api/v1/provision/request"),
+        &json!({"username": "alice"}),
+        None,
+    );
+    assert_eq!(reply.status, 202);
+    d.wait_provision_message("alice", 1);
+    assert_eq!(d.spool_for("alice", "pin").len(), 1);
+
+    // Unknown everywhere: the same 202, nothing sent, nothing stored.
+    let reply = http_post(
+        &d.url("/api/v1/provision/request"),
+        &json!({"username": "mallory"}),
+        None,
+    );
+    assert_eq!(reply.status, 202);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!d.ctl(&["user", "show", "mallory"]).success());
+    assert!(!d.log().contains("alice-pw"));
+}
+
+#[test]
+fn two_stage_login_checks_the_ldap_password() {
+    let slapd = Slapd::start();
+    let d = daemon_with(&slapd, true);
+    // Wrong and empty LDAP passwords are rejected (bob's record is made).
+    let out = first_leg(&d, "bob", "not-bobs-pw");
+    assert!(
+        out.contains("Received Access-Reject"),
+        "wrong password: {out}"
+    );
+    let out = first_leg(&d, "bob", "");
+    assert!(
+        out.contains("Received Access-Reject"),
+        "empty password: {out}"
+    );
+
+    // The right one: a challenge, and the string goes to the LDAP mail.
+    let state = challenge_state(&first_leg(&d, "alice", "alice-pw"));
+    let pin = wait_message(&d, "alice", "pin")
+        .body_value("Your Pinwheel PIN is:")
+        .expect("PIN in the message");
+    let sent = wait_message(&d, "alice", "security-string");
+    assert_eq!(sent.to, "alice@example.org");
+    let string = sent
+        .body_value("Your security string is: ")
+        .expect("string");
+    let code = extract(
+        &SecurityString::parse(&string).expect("string"),
+        &Pin::parse(&pin, 4, 10).expect("PIN"),
+    );
+    let out = second_leg(&d, "alice", &state, &code);
+    assert!(out.contains("Received Access-Accept"), "{out}");
+
+    let shown = d.ctl_ok(&["user", "show", "bob"]);
+    assert!(shown.contains("directory: corp"), "{shown}");
+    let log = d.log();
+    assert!(
+        !log.contains("alice-pw") && !log.contains("not-bobs-pw"),
+        "no password in the log"
+    );
+}
+
+#[test]
+fn sync_updates_attributes_and_disables_users_gone_from_ldap() {
+    let slapd = Slapd::start();
+    let d = daemon_with(&slapd, true);
+    d.add_user("zed", "4821");
+    let out = d.ctl_ok(&["directory", "sync", "corp"]);
+    assert!(
+        out.contains("directory corp sync: 2 listed, 0 updated, 2 created, 0 disabled"),
+        "{out}"
+    );
+    // Created by the sync without sending anything.
+    assert!(d.spool_for("alice", "pin").is_empty());
+    let shown = d.ctl_ok(&["user", "show", "bob"]);
+    assert!(
+        shown.contains("directory: corp") && shown.contains("pin:       not set"),
+        "{shown}"
+    );
+
+    slapd.delete(&format!("uid=bob,{PEOPLE}"));
+    slapd.modify(&format!(
+        "dn: uid=alice,{PEOPLE}\nchangetype: modify\nreplace: mail\nmail: alice@new.example\n\n"
+    ));
+    let out = d.ctl_ok(&["directory", "sync", "corp"]);
+    assert!(
+        out.contains("directory corp sync: 1 listed, 1 updated, 0 created, 1 disabled"),
+        "{out}"
+    );
+    assert!(
+        d.wait_log_lines(
+            &["directory corp sync: 1 listed, 1 updated, 0 created, 1 disabled"],
+            1
+        ) >= 1,
+        "the log line: {}",
+        d.log()
+    );
+    let bob = d.ctl_ok(&["user", "show", "bob"]);
+    assert!(bob.contains("enabled:   no"), "{bob}");
+    let alice = d.ctl_ok(&["user", "show", "alice"]);
+    assert!(
+        alice.contains("alice@new.example") && alice.contains("enabled:   yes"),
+        "{alice}"
+    );
+    // Local users are never touched.
+    let zed = d.ctl_ok(&["user", "show", "zed"]);
+    assert!(
+        zed.contains("directory: local") && zed.contains("enabled:   yes"),
+        "{zed}"
+    );
+
+    // bob is rejected; alice's string now goes to her new address.
+    let out = first_leg(&d, "bob", "bob-pw");
+    assert!(out.contains("Received Access-Reject"), "{out}");
+    challenge_state(&first_leg(&d, "alice", "alice-pw"));
+    assert_eq!(
+        wait_message(&d, "alice", "security-string").to,
+        "alice@new.example"
+    );
+
+    // A directory that is down: the sync fails and changes nothing.
+    drop(slapd);
+    let out = d.ctl(&["directory", "sync", "corp"]);
+    assert!(!out.success(), "{out}");
+    let alice = d.ctl_ok(&["user", "show", "alice"]);
+    assert!(alice.contains("enabled:   yes"), "{alice}");
+    // An unknown directory is a clear error.
+    let out = d.ctl(&["directory", "sync", "nosuch"]);
+    assert!(
+        !out.success() && out.stderr.contains("no directory named"),
+        "{out}"
+    );
+}
