@@ -291,3 +291,53 @@ fn a_transport_that_panics_fails_only_its_own_requests() {
 fn a_transport_that_hangs_fails_only_its_own_requests() {
     misbehaving_transport_fails_only_its_own_requests("hang");
 }
+
+#[test]
+fn a_user_whose_generated_pin_cannot_be_sent_is_not_added_and_the_store_keeps_answering() {
+    let Setup { d, .. } = setup("hang");
+    // RADIUS keeps being answered while `user add` waits on the hung
+    // transport (the PIN is sent outside any store transaction).
+    let adding = {
+        let config = d.config_path().to_path_buf();
+        std::thread::spawn(move || {
+            run(std::process::Command::new(bin("pinwheelctl")).args([
+                "--config",
+                &config.to_string_lossy(),
+                "user",
+                "add",
+                "carol",
+                "--email",
+                "carol@example.org",
+                "--group",
+                "victims",
+            ]))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    // Another admin change goes through meanwhile (the store is not held).
+    let started = Instant::now();
+    d.add_user("dave", "2468");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    assert_eq!(d.radius_status(SECRET, 2, 1), RadiusOutcome::Accept);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let out = adding.join().unwrap();
+    assert!(!out.success(), "{out}");
+    assert!(
+        out.stderr
+            .contains("user carol not added: the generated PIN could not be sent"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("timed out"), "{out}");
+    let show = d.ctl(&["user", "show", "carol"]);
+    assert!(!show.success(), "carol exists after all: {show}");
+    d.ctl_ok(&["user", "show", "dave"]);
+}

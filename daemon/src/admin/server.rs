@@ -483,9 +483,10 @@ fn user_add(
             "user {name} not added: no configured transport can reach the user's address to send the generated PIN; set one with --pin"
         ));
     }
-    // Insert and (for a generated PIN) send in one transaction: if the PIN
-    // cannot be sent the user is not created, so no one holds a PIN nobody knows.
-    let transport = app.store.transaction(|tx| {
+    // Insert, then (for a generated PIN) send outside any store transaction,
+    // so a slow or hung transport never holds the store; if the PIN cannot be
+    // sent the user is removed again, so no one holds a PIN nobody knows.
+    app.store.transaction(|tx| {
         users::insert(tx, name, email.as_deref(), phone.as_deref(), &sealed, now).map_err(|e| {
             match e {
                 StoreError::Duplicate(_) => format!("user {name} already exists"),
@@ -493,16 +494,24 @@ fn user_add(
             }
         })?;
         users::set_groups(tx, name, groups)?;
-        let transport = if generated {
-            Some(send_pin(app, &recipient, &pin).map_err(|e| {
-                format!("user {name} not added: the generated PIN could not be sent: {e}")
-            })?)
-        } else {
-            transport
-        };
-        audit_store::insert(tx, &row)?;
-        Ok::<_, String>(transport)
+        Ok::<_, String>(())
     })?;
+    let transport = if generated {
+        match send_pin(app, &recipient, &pin) {
+            Ok(sent_by) => Some(sent_by),
+            Err(e) => {
+                if let Err(undo) = app.store.transaction(|tx| users::delete(tx, name)) {
+                    tracing::error!(user = ?name, "user added but its unsent PIN could not be undone: {undo}");
+                }
+                return Err(format!(
+                    "user {name} not added: the generated PIN could not be sent: {e}"
+                ));
+            }
+        }
+    } else {
+        transport
+    };
+    app.store.transaction(|tx| audit_store::insert(tx, &row))?;
     app.audit.emit(&[row]);
     tracing::info!(user = ?name, pin_generated = generated, "user added");
     Ok(serde_json::json!({
