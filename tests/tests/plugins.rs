@@ -341,3 +341,25 @@ fn a_user_whose_generated_pin_cannot_be_sent_is_not_added_and_the_store_keeps_an
     assert!(!show.success(), "carol exists after all: {show}");
     d.ctl_ok(&["user", "show", "dave"]);
 }
+
+#[test]
+fn a_plugin_that_hangs_while_starting_is_refused_after_its_timeout() {
+    let plugins = tempfile::tempdir().unwrap();
+    let file = install_plugin(&plugins.path().join("plugins"), MISBEHAVING, 0o644);
+    let started = Instant::now();
+    let (code, log) = start_refused(transport_entry(
+        "slow",
+        &file,
+        "timeout = \"1s\"\nconfig = { mode = \"ok\", init_hang_seconds = 60 }",
+    ));
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        log.contains("(misbehaving) could not start: init did not finish within 1s"),
+        "{log}"
+    );
+}

@@ -172,13 +172,45 @@ pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
         implementation: implementation.clone(),
         reason: format!("config could not be encoded: {e}"),
     })?;
-    let mut handle: *mut c_void = std::ptr::null_mut();
-    let mut out = Buffer::empty();
-    // SAFETY: `config` is valid for its length during the call; `handle`
-    // and `out` are writable slots.
-    let status = unsafe { (t.init)(config.as_ptr(), config.len(), &mut handle, &mut out) };
-    // SAFETY: `out` was filled by this plugin's `init` and is freed once.
-    let bytes = unsafe { take_buffer(t, out) };
+    // `init` runs on a thread of its own, bounded by the entry's timeout: a
+    // plugin that hangs while starting must not hang the daemon's start or a
+    // reload. Function pointers and the config bytes are all it needs.
+    let (init, free) = (t.init, t.free);
+    let (answer_tx, answer_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("plugin-init-{}", spec.name))
+        .spawn(move || {
+            let mut handle: *mut c_void = std::ptr::null_mut();
+            let mut out = Buffer::empty();
+            // SAFETY: `config` is valid for its length during the call;
+            // `handle` and `out` are writable slots; the library stays
+            // loaded while this thread may run (it is leaked on a time-out).
+            let status = unsafe { init(config.as_ptr(), config.len(), &mut handle, &mut out) };
+            // SAFETY: `out` was filled by this plugin's `init` and is freed once.
+            let bytes = unsafe { take_buffer(free, out) };
+            // The handle crosses threads as an address; if nobody waits any
+            // more the plugin state is leaked with its library.
+            let _ = answer_tx.send((status, handle as usize, bytes));
+        });
+    let init_error = |reason: String| LoadError::Init {
+        file: file.clone(),
+        implementation: implementation.clone(),
+        reason,
+    };
+    if let Err(e) = spawned {
+        return Err(init_error(format!("no thread for init: {e}")));
+    }
+    let (status, handle, bytes) = match answer_rx.recv_timeout(spec.timeout) {
+        Ok((status, address, bytes)) => (status, address as *mut c_void, bytes),
+        Err(_) => {
+            // The init thread may still run the library's code: never unload it.
+            std::mem::forget(library);
+            return Err(init_error(format!(
+                "init did not finish within {} (the entry's timeout)",
+                humantime::format_duration(spec.timeout)
+            )));
+        }
+    };
     if status != STATUS_OK || handle.is_null() {
         let reason = if status == STATUS_PANIC {
             format!("init panicked: {}", String::from_utf8_lossy(&bytes))

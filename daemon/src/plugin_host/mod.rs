@@ -137,7 +137,7 @@ impl Inner {
         let status =
             unsafe { (table.call)(self.handle, request.as_ptr(), request.len(), &mut out) };
         // SAFETY: `out` was filled by this plugin's `call` and is freed once.
-        let bytes = unsafe { take_buffer(table, out) };
+        let bytes = unsafe { take_buffer(table.free, out) };
         (status, bytes)
     }
 }
@@ -159,9 +159,9 @@ impl Drop for Inner {
 /// Copies a plugin's output buffer and gives it back to the plugin.
 ///
 /// # Safety
-/// `out` was returned by a call through `table` (or is empty) and is not
-/// freed elsewhere.
-unsafe fn take_buffer(table: &PluginTableV1, out: Buffer) -> Vec<u8> {
+/// `out` was returned by a call of the plugin whose `free` is given (or is
+/// empty) and is not freed elsewhere.
+unsafe fn take_buffer(free: pinwheel_sdk::ffi::FreeFn, out: Buffer) -> Vec<u8> {
     let bytes = if out.ptr.is_null() || out.len == 0 {
         Vec::new()
     } else if out.len > MAX_ANSWER_BYTES {
@@ -173,7 +173,7 @@ unsafe fn take_buffer(table: &PluginTableV1, out: Buffer) -> Vec<u8> {
         unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec()
     };
     // SAFETY: returned by this plugin, freed exactly once (contract).
-    unsafe { (table.free)(out) };
+    unsafe { free(out) };
     bytes
 }
 

@@ -5,7 +5,8 @@
 //! decides what `send` and `health` do: succeed (`ok`), return an
 //! "unavailable" error (`error`), panic (`panic`) or sleep `hang_seconds`
 //! (default 3600) before succeeding (`hang`). `health_mode` (same values)
-//! overrides the mode for `health` alone. `send` never looks at the body.
+//! overrides the mode for `health` alone; `init_hang_seconds` makes building
+//! the plugin itself sleep that long first. `send` never looks at the body.
 #![forbid(unsafe_code)]
 
 use pinwheel_sdk::{Message, Plugin, PluginError, Transport};
@@ -33,6 +34,8 @@ struct Settings {
     health_mode: Option<Mode>,
     #[serde(default = "an_hour")]
     hang_seconds: u64,
+    #[serde(default)]
+    init_hang_seconds: u64,
 }
 
 fn an_hour() -> u64 {
@@ -69,6 +72,7 @@ impl Plugin for Misbehaving {
     fn new(config: serde_json::Value) -> Result<Self, PluginError> {
         let s: Settings = serde_json::from_value(config)
             .map_err(|e| PluginError::config(format!("misbehaving: {e}")))?;
+        std::thread::sleep(std::time::Duration::from_secs(s.init_hang_seconds));
         Ok(Misbehaving {
             send_mode: s.mode,
             health_mode: s.health_mode.unwrap_or(s.mode),
