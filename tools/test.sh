@@ -4,7 +4,8 @@
 # Installs the real peers the integration tests talk to (Debian's
 # freeradius-utils for radclient, python3-pyrad for a second, independent
 # RADIUS client, slapd and ldap-utils for LDAP; aiosmtpd from PyPI as an SMTP
-# sink) without letting any package start a system service, builds
+# sink, and schemathesis from PyPI to fuzz the REST API against
+# docs/openapi.yaml) without letting any package start a system service, builds
 # the whole workspace, then runs unit and integration tests.
 # Needs: a Rust toolchain (cargo >= 1.85, e.g. from rustup), apt-get, and root
 # or sudo for the package install. Every server the tests start is private to
@@ -30,6 +31,9 @@ install_packages() {
     # OpenLDAP's server and tools, for the LDAP directory plugin's tests.
     command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || missing+=(slapd)
     command -v ldapadd >/dev/null || missing+=(ldap-utils)
+    # systemd-analyze (verify, security) and systemd-socket-activate for the
+    # unit and socket-activation tests.
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
     [ ${#missing[@]} -eq 0 ] && return 0
     step "installing ${missing[*]} (system services kept from starting)"
     local made_policy=0
@@ -53,11 +57,16 @@ install_packages() {
 }
 
 install_pip_packages() {
-    # aiosmtpd: the SMTP sink the SMTP transport's tests deliver to.
-    python3 -c 'import aiosmtpd' 2>/dev/null && return 0
-    step "installing aiosmtpd (pip)"
-    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd || {
-        echo "pip failed installing aiosmtpd" >&2
+    # aiosmtpd: the SMTP sink the SMTP transport's tests deliver to;
+    # schemathesis (its `st` command): the property-based checker run against
+    # docs/openapi.yaml.
+    local missing=()
+    python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(aiosmtpd)
+    python3 -c 'import schemathesis' 2>/dev/null || missing+=(schemathesis)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    step "installing ${missing[*]} (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}" || {
+        echo "pip failed installing ${missing[*]}" >&2
         exit 1
     }
 }
@@ -76,4 +85,15 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+
+# The Debian package: build, install, run, upgrade, purge (tools/test-package.sh).
+step "testing the Debian package"
+pkg_status=0
+$SUDO tools/test-package.sh || pkg_status=$?
+if [ $pkg_status -ne 0 ]; then
+    echo "package test: FAIL (exit $pkg_status)"
+    [ $status -ne 0 ] || status=$pkg_status
+else
+    echo "package test: PASS"
+fi
 exit $status

@@ -35,6 +35,11 @@ pub enum Source {
         /// Source address, when known.
         addr: Option<SocketAddr>,
     },
+    /// A visitor of the self-service web pages (ResetPIN, change PIN).
+    Page {
+        /// Source address.
+        addr: SocketAddr,
+    },
     /// An administrator over the admin socket.
     Admin,
 }
@@ -46,6 +51,7 @@ impl fmt::Display for Source {
             Source::Agent { name, addr } => write!(f, "agent:{name}@{addr}"),
             Source::Api { addr: Some(a) } => write!(f, "api@{a}"),
             Source::Api { addr: None } => f.write_str("api"),
+            Source::Page { addr } => write!(f, "page@{addr}"),
             Source::Admin => f.write_str("admin"),
         }
     }

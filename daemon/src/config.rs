@@ -155,6 +155,41 @@ pub struct Config {
     /// Trusted applications allowed to call the agent API.
     #[serde(default, rename = "agent")]
     pub agents: Vec<AgentConfig>,
+    /// The self-service web pages (ResetPIN, change PIN, Provision URL).
+    #[serde(default)]
+    pub pages: PagesConfig,
+}
+
+/// `[pages]`: the self-service web pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// Organisation name shown in every page's header beside the product name.
+    pub organisation: String,
+    /// Logo shown in the page header: a path on this server (`/...`, served by
+    /// a front proxy), a `data:image/` URI, or an `https://` URL (its origin is
+    /// then allowed in the pages' CSP `img-src`).
+    pub logo_url: Option<String>,
+    /// How long a ResetPIN code stays valid, e.g. `"2m"`.
+    #[serde(with = "humantime_serde")]
+    pub reset_code_ttl: Duration,
+    /// Page requests (GET and POST) one source address may make per minute; more get 429.
+    pub requests_per_minute_per_address: u32,
+    /// Form submissions naming one user name per minute (from any address); more get 429.
+    /// Short window, so nobody can keep a real user off the pages for long.
+    pub requests_per_minute_per_user: u32,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        PagesConfig {
+            organisation: String::new(),
+            logo_url: None,
+            reset_code_ttl: Duration::from_secs(120),
+            requests_per_minute_per_address: 60,
+            requests_per_minute_per_user: 10,
+        }
+    }
 }
 
 /// `[dual_channel]`: security strings sent on demand for two-stage logins.
@@ -286,6 +321,15 @@ pub struct ServerConfig {
     /// by (`GET /ssdserver/getServerDetails?id=SITE`). Unset: every lookup
     /// answers "not found".
     pub site_id: Option<String>,
+    /// The user pinwheeld runs as when started as root without systemd
+    /// (default `pinwheel`, made by `systemd/pinwheel.sysusers.conf` or the
+    /// package). After binding its sockets and opening the database and
+    /// master key as root, the daemon hands the state and runtime folders
+    /// to this user and switches to it (and its primary group) for good; a
+    /// user that does not exist stops the start with a clear error. `"root"`
+    /// keeps root (logged as a warning; for throw-away containers and test
+    /// rigs only). Ignored when not started as root (e.g. systemd `User=`).
+    pub user: String,
 }
 
 impl Default for ServerConfig {
@@ -297,9 +341,13 @@ impl Default for ServerConfig {
             master_key_file: None,
             public_url: "http://127.0.0.1:8080".to_string(),
             site_id: None,
+            user: DEFAULT_USER.to_string(),
         }
     }
 }
+
+/// The default `[server] user`: the system user the package creates.
+pub const DEFAULT_USER: &str = "pinwheel";
 
 impl ServerConfig {
     /// The admin socket path after defaults are applied.
@@ -337,6 +385,15 @@ pub struct HttpConfig {
     /// A request (body included) must be read and answered within this time.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// PEM file with the HTTPS certificate chain, the server's certificate
+    /// first. With `tls_key`, the listener serves HTTPS only (re-read on
+    /// SIGHUP); with neither, plain HTTP. Both or neither.
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM file with the private key of `tls_certificate` (PKCS#8, RSA or EC).
+    pub tls_key: Option<PathBuf>,
+    /// Source networks (CIDR) allowed to read `GET /metrics`; others get
+    /// 403. Default: loopback only.
+    pub metrics_from: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -347,6 +404,12 @@ impl Default for HttpConfig {
             max_connections: 512,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            tls_certificate: None,
+            tls_key: None,
+            metrics_from: vec![
+                ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
+                ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+            ],
         }
     }
 }
@@ -748,6 +811,9 @@ impl Config {
         if self.provision.requests_per_hour == 0 {
             return err("provision.requests_per_hour", "must be at least 1");
         }
+        if let Some((key, message)) = crate::http::pages::check_config(&self.pages) {
+            return err(key, message);
+        }
         if !(self.server.public_url.starts_with("http://")
             || self.server.public_url.starts_with("https://"))
             || self.server.public_url.ends_with('/')
@@ -756,6 +822,9 @@ impl Config {
                 "server.public_url",
                 "must start with http:// or https:// and have no trailing slash",
             );
+        }
+        if self.server.user.is_empty() || self.server.user.contains(['/', ':', '\n']) {
+            return err("server.user", "must be a user name, e.g. \"pinwheel\"");
         }
         if self.radius.accounting && self.radius.accounting_listen == self.radius.listen {
             return err("radius.accounting_listen", "must differ from radius.listen");
@@ -774,6 +843,26 @@ impl Config {
         }
         if self.http.request_timeout.is_zero() {
             return err("http.request_timeout", "must be more than 0s");
+        }
+        match (&self.http.tls_certificate, &self.http.tls_key) {
+            (Some(cert), Some(key)) => {
+                if let Err(e) = crate::http::tls::load_pair(cert, key) {
+                    let key_name = match e {
+                        crate::http::tls::TlsError::Read { ref file, .. }
+                        | crate::http::tls::TlsError::NoKey { ref file, .. }
+                        | crate::http::tls::TlsError::BadKey { ref file, .. }
+                            if file == key =>
+                        {
+                            "http.tls_key"
+                        }
+                        _ => "http.tls_certificate",
+                    };
+                    return Err((key_name.to_string(), e.to_string()));
+                }
+            }
+            (Some(_), None) => return err("http.tls_key", "is required with http.tls_certificate"),
+            (None, Some(_)) => return err("http.tls_certificate", "is required with http.tls_key"),
+            (None, None) => {}
         }
         for (i, client) in self.radius.clients.iter().enumerate() {
             let key = |k: &str| format!("radius.client[{i}].{k}");

@@ -8,7 +8,8 @@
 //!
 //! A reload ([`reload`]) re-reads the whole config file, validates it and
 //! loads every plugin it names before anything is swapped: the RADIUS
-//! clients, the transports and the directories change together, or (any
+//! clients, the transports, the directories and the HTTPS certificate (read
+//! again from the same files) change together, or (any
 //! error) nothing changes and the running configuration keeps serving.
 //! Sections that are read only at start (listeners, paths, policy, ...) keep
 //! their old values until a restart; a reload that changes them says so.
@@ -55,6 +56,13 @@ pub struct App {
     pub password_checks: crate::auth::challenge::PasswordGate,
     /// Bounds provision-code requests from the REST API waiting to be sent.
     pub pending_provision_sends: Arc<tokio::sync::Semaphore>,
+    /// Outstanding ResetPIN codes (keyed hashes, one per user).
+    pub reset_codes: crate::provision::reset::ResetCodes,
+    /// The web pages' CSRF key, rate limits and change-PIN forms.
+    pub pages: crate::http::pages::PagesState,
+    /// HTTPS certificate and key when `[http] tls_certificate` and
+    /// `tls_key` are set (re-read on reload); `None` serves plain HTTP.
+    pub tls: Option<crate::http::tls::Tls>,
 }
 
 /// One mutex per user name, made on demand and forgotten when unused.
@@ -114,6 +122,10 @@ impl App {
         let directories =
             crate::transport::load_directories(&config).map_err(anyhow::Error::msg)?;
         let audit = crate::audit::AuditLog::new(config.audit.syslog, &config.audit.syslog_socket);
+        let tls = match (&config.http.tls_certificate, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::http::tls::Tls::open(cert, key)?),
+            _ => None,
+        };
         Ok(App {
             audit,
             password_checks: Default::default(),
@@ -126,6 +138,9 @@ impl App {
             started: Instant::now(),
             provision_send_locks: UserLocks::default(),
             pending_provision_sends: Arc::new(tokio::sync::Semaphore::new(PENDING_SENDS)),
+            reset_codes: Default::default(),
+            pages: Default::default(),
+            tls,
         })
     }
 }
@@ -145,25 +160,29 @@ pub struct Bound {
 /// reloads `config_path` (the file `config` was read from), see [`reload`].
 ///
 /// Errors: a listener that cannot be bound, a state directory, key or
-/// database that cannot be opened, unreadable RADIUS secret files.
+/// database that cannot be opened, unreadable RADIUS secret files, a start
+/// as root whose `[server] user` is missing or cannot be switched to.
 pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     // Before READY=1: a SIGHUP sent as soon as systemd sees it must not
     // kill the daemon (its default action).
     let mut signals =
         crate::system::Signals::install().context("cannot install signal handlers")?;
+    // A root start whose [server] user is missing stops here, before
+    // anything is made (see system::privileges).
+    let leave_root = crate::system::privileges::LeaveRoot::plan(&config.server.user)?;
     let app = Arc::new(App::open(config)?);
     let cfg = &app.config;
 
-    let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
+    let http_listener = crate::system::activation::tcp_listener(cfg.http.listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", cfg.http.listen))?;
-    let radius_socket = tokio::net::UdpSocket::bind(cfg.radius.listen)
+    let radius_socket = crate::system::activation::udp_socket(cfg.radius.listen)
         .await
         .with_context(|| format!("cannot listen for RADIUS on udp {}", cfg.radius.listen))?;
     let granted = crate::system::enlarge_receive_buffer(&radius_socket, 4 << 20);
     tracing::debug!(bytes = granted, "RADIUS socket receive buffer");
     let accounting_socket = if cfg.radius.accounting {
-        let socket = tokio::net::UdpSocket::bind(cfg.radius.accounting_listen)
+        let socket = crate::system::activation::udp_socket(cfg.radius.accounting_listen)
             .await
             .with_context(|| {
                 format!(
@@ -179,6 +198,18 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let admin_path = cfg.server.admin_socket_path();
     let admin_listener = crate::admin::server::bind(&admin_path)
         .with_context(|| format!("cannot listen on admin socket {}", admin_path.display()))?;
+    crate::system::activation::close_unused();
+    // Everything that needs root is open: leave it (see system::privileges).
+    match leave_root.apply(&crate::system::privileges::owned_paths(cfg))? {
+        crate::system::privileges::Privileges::Dropped { user, uid, gid } => {
+            tracing::info!(uid, gid, "started as root: now running as user {user}")
+        }
+        crate::system::privileges::Privileges::KeptRoot => tracing::warn!(
+            "running as root because [server] user = \"{}\"; set it to an unprivileged user",
+            cfg.server.user
+        ),
+        crate::system::privileges::Privileges::NotRoot => {}
+    }
 
     let bound = Bound {
         http: http_listener.local_addr()?,
@@ -227,7 +258,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         "pinwheeld {} serving",
         env!("CARGO_PKG_VERSION")
     );
-    crate::system::notify_ready();
+    crate::system::notify_ready_with_status(&serving_status(&app));
+    tokio::spawn(status_and_watchdog(app.clone(), shutdown_rx.clone()));
 
     // Reloads run one at a time on their own task: a SIGHUP during a reload
     // queues one more (later ones fold into it), and SIGTERM is handled
@@ -296,6 +328,15 @@ pub fn reload(app: &App, path: &Path) -> Result<Reloaded, String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let transports = TransportSet::load(&new)?;
     let directories = crate::transport::load_directories(&new)?;
+    // HTTPS: the files the listener started with, read again (new names
+    // for them need a restart, as the rest of [http]).
+    let tls_pair = match &app.tls {
+        Some(tls) => Some(
+            tls.read_again()
+                .map_err(|e| format!("HTTPS certificate: {e}"))?,
+        ),
+        None => None,
+    };
     let applied = Reloaded {
         radius_clients: clients.len(),
         transports: transports.len(),
@@ -305,6 +346,9 @@ pub fn reload(app: &App, path: &Path) -> Result<Reloaded, String> {
     app.radius_clients.replace(clients);
     app.transports.replace(transports);
     app.directories.replace(directories);
+    if let (Some(tls), Some(pair)) = (&app.tls, tls_pair) {
+        tls.replace(pair);
+    }
     Ok(applied)
 }
 
@@ -418,6 +462,76 @@ async fn maintenance(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<b
             Ok(Err(e)) => tracing::warn!("audit pruning failed: {e}"),
             Err(e) => tracing::warn!("audit pruning task failed: {e}"),
         }
+    }
+}
+
+/// The `STATUS=` line while serving: "serving N RADIUS clients, M users".
+fn serving_status(app: &App) -> String {
+    let users = app
+        .store
+        .with(|c| Ok(c.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))?))
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_string());
+    format!(
+        "serving {} RADIUS clients, {users} users",
+        app.radius_clients.snapshot().len()
+    )
+}
+
+/// Sends `STATUS=` every minute and, when systemd set a watchdog
+/// (`WATCHDOG_USEC`), `WATCHDOG=1` every half period while the daemon is
+/// healthy: the store answers `SELECT 1` through the decision thread's
+/// queue (so a stuck decision thread counts) and the RADIUS receive loop
+/// has shown it is polled within the last second. When either fails, the
+/// reason is logged and no ping is sent: systemd restarts the daemon.
+async fn status_and_watchdog(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    use std::time::Duration;
+    let watchdog = crate::system::watchdog_period();
+    let period = watchdog
+        .map(|w| (w / 2).max(Duration::from_millis(100)))
+        .unwrap_or(Duration::from_secs(60));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_status = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = crate::system::shutdown_requested(&mut shutdown) => return,
+        }
+        if last_status.elapsed() >= Duration::from_secs(60) {
+            last_status = Instant::now();
+            let status_app = app.clone();
+            if let Ok(status) =
+                tokio::task::spawn_blocking(move || serving_status(&status_app)).await
+            {
+                crate::system::notify_status(&status);
+            }
+        }
+        let Some(watchdog) = watchdog else { continue };
+        match health_check(&app, watchdog).await {
+            Ok(()) => crate::system::notify_watchdog(),
+            Err(why) => tracing::error!("health check failed, watchdog not fed: {why}"),
+        }
+    }
+}
+
+/// The watchdog's health check (see [`status_and_watchdog`]); `Err` says
+/// what failed. Waits at most `limit` for the store.
+async fn health_check(app: &App, limit: std::time::Duration) -> Result<(), String> {
+    let stale = std::time::Duration::from_secs(1).max(crate::metrics::HEARTBEAT_PERIOD * 4);
+    match crate::metrics::METRICS.radius_heartbeat_age() {
+        Some(age) if age <= stale => {}
+        Some(age) => return Err(format!("the RADIUS loop has not run for {age:?}")),
+        None => return Err("the RADIUS loop has not started".into()),
+    }
+    let store = app
+        .store
+        .queued(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?));
+    match tokio::time::timeout(limit, store).await {
+        Ok(Ok(1)) => Ok(()),
+        Ok(Ok(n)) => Err(format!("the store answered SELECT 1 with {n}")),
+        Ok(Err(e)) => Err(format!("the store failed: {e}")),
+        Err(_) => Err(format!("the store did not answer within {limit:?}")),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod http;
+pub mod metrics;
 pub mod otc;
 #[allow(unsafe_code)]
 pub mod plugin_host;

@@ -73,6 +73,8 @@ pub enum Purpose {
     ProvisionCode,
     /// Device tokens (keyed hash).
     DeviceToken,
+    /// ResetPIN codes sent by the web pages (keyed hash).
+    ResetCode,
 }
 
 impl Purpose {
@@ -85,6 +87,7 @@ impl Purpose {
             Purpose::ChallengeState => b"pinwheel/hash/challenge-state/v1",
             Purpose::ProvisionCode => b"pinwheel/hash/provision-code/v1",
             Purpose::DeviceToken => b"pinwheel/hash/device-token/v1",
+            Purpose::ResetCode => b"pinwheel/hash/reset-code/v1",
         }
     }
 }

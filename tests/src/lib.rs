@@ -574,6 +574,17 @@ impl Layout {
             toml_str(&self.base_url()),
             cfg.server_extra
         ));
+        // Started as root, pinwheeld switches to `[server] user` (default
+        // `pinwheel`, which need not exist here, and could not reach this
+        // private temp dir): test daemons keep root explicitly, unless the
+        // test sets the user itself (tests/tests/privileges.rs).
+        let sets_user = cfg
+            .server_extra
+            .lines()
+            .any(|l| l.trim_start().starts_with("user"));
+        if nix::unistd::Uid::effective().is_root() && !sets_user {
+            t.push_str("user = \"root\"\n");
+        }
         t.push_str(&format!(
             "[http]\nlisten = \"127.0.0.1:{}\"\n{}\n",
             self.http_port, cfg.http_extra

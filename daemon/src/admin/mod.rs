@@ -7,6 +7,7 @@
 //! logged.
 
 pub mod client;
+pub mod ops;
 pub mod server;
 
 use serde::{Deserialize, Serialize};
@@ -121,6 +122,14 @@ pub enum AdminRequest {
     },
     /// Daemon status.
     Status,
+    /// The RADIUS clients with their last request time and request count.
+    Clients,
+    /// Copy the database with SQLite's online backup to `path` (absolute;
+    /// written by the daemon's user, 0600, atomically replacing a file there).
+    Backup {
+        /// Destination file.
+        path: String,
+    },
     /// The loaded plugins with their health, checked now.
     Plugins,
     /// Synchronise a directory's users now: update attributes, create
@@ -150,6 +159,8 @@ impl std::fmt::Debug for AdminRequest {
             AdminRequest::TokenResync { .. } => "token-resync",
             AdminRequest::Audit { .. } => "audit",
             AdminRequest::Status => "status",
+            AdminRequest::Clients => "clients",
+            AdminRequest::Backup { .. } => "backup",
             AdminRequest::Plugins => "plugins",
             AdminRequest::DirectorySync { .. } => "directory-sync",
         };

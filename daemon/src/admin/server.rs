@@ -256,6 +256,8 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
                 .and_then(|rows| serde_json::to_value(rows).map_err(|e| e.to_string()))
         }
         AdminRequest::Status => status(app),
+        AdminRequest::Clients => Ok(crate::admin::ops::clients(app)),
+        AdminRequest::Backup { path } => crate::admin::ops::backup(app, &path),
         AdminRequest::Plugins => Ok(plugins(app)),
         AdminRequest::DirectorySync { name } => crate::directory::sync(app, &name)
             .map_err(|e| e.to_string())
@@ -591,7 +593,7 @@ fn status(app: &App) -> Result<serde_json::Value, String> {
         let u: i64 = c.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
         Ok((u, devices::count(c)?))
     })?;
-    Ok(serde_json::json!({
+    let mut out = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
         "http": app.config.http.listen.to_string(),
@@ -601,7 +603,14 @@ fn status(app: &App) -> Result<serde_json::Value, String> {
         "devices": devices,
         "transports": app.transports.names(),
         "directories": app.directories.snapshot().iter().map(|d| d.name().to_string()).collect::<Vec<_>>(),
-    }))
+    });
+    if let (Some(map), serde_json::Value::Object(extra)) = (
+        out.as_object_mut(),
+        crate::admin::ops::status_extra(app, &plugins(app)),
+    ) {
+        map.extend(extra);
+    }
+    Ok(out)
 }
 
 /// Every loaded plugin (transports, then directories) with its health,

@@ -365,7 +365,7 @@ fn decide(
 /// locked, every further failure locks again for twice as long as the last
 /// time (up to a day), so slow guessing does not get `max_failures` fresh
 /// tries after each lock.
-fn count(
+pub(crate) fn count(
     app: &App,
     tx: &rusqlite::Connection,
     user: &users::UserRow,

@@ -59,6 +59,30 @@ enum Command {
     /// Directories of users (`[[directory]]` plugins).
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// List the RADIUS clients (NASes) with their last request time and the
+    /// requests counted since the daemon started.
+    Clients,
+    /// Back the database up to FILE with SQLite's online backup while the
+    /// daemon serves. The daemon writes FILE (mode 0600), so its user must be
+    /// able to write the folder. Keep the master key file with it.
+    Backup {
+        /// Destination file (made absolute; replaced atomically if it exists).
+        file: PathBuf,
+    },
+    /// The configuration file, checked without a daemon.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file as the daemon would at start: parse and
+    /// validate it, read the RADIUS secret files and load every plugin it
+    /// names. Exit 0 if valid, 1 with the file, line and key otherwise.
+    Check {
+        /// The file to check (default: --config).
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,8 +249,50 @@ fn read_pin_argument(pin: Option<&str>) -> Result<Option<String>, ExitCode> {
     }
 }
 
+/// `pinwheelctl config check`: the daemon's own start-up checks, without a
+/// daemon. Prints one line per loaded plugin, then the verdict.
+fn config_check(file: &std::path::Path) -> ExitCode {
+    let config = match pinwheel::config::Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pinwheelctl: configuration error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = config.resolved_radius_clients() {
+        eprintln!("pinwheelctl: configuration error: {}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    let plugins = pinwheel::transport::TransportSet::load(&config).and_then(|transports| {
+        pinwheel::transport::load_directories(&config).map(|directories| (transports, directories))
+    });
+    match plugins {
+        Ok((transports, directories)) => {
+            for plugin in transports.plugins().chain(directories.iter()) {
+                let info = plugin.info();
+                println!(
+                    "{} plugin {}: {} {} loaded",
+                    info.kind,
+                    printable(&info.name),
+                    printable(&info.implementation),
+                    printable(&info.version)
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("pinwheelctl: configuration error: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("{}: configuration is valid", file.display());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Command::Config(ConfigCommand::Check { file }) = &args.command {
+        return config_check(file.as_deref().unwrap_or(&args.config));
+    }
     let socket = match socket_path(&args) {
         Ok(s) => s,
         Err(e) => {
@@ -329,10 +395,34 @@ fn main() -> ExitCode {
         Command::Directory(DirectoryCommand::Sync { name }) => {
             AdminRequest::DirectorySync { name: name.clone() }
         }
+        Command::Clients => AdminRequest::Clients,
+        Command::Backup { file } => {
+            // The daemon resolves nothing relative to the caller's folder.
+            let absolute = match std::path::absolute(file) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("pinwheelctl: {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match absolute.to_str() {
+                Some(p) => AdminRequest::Backup {
+                    path: p.to_string(),
+                },
+                None => {
+                    eprintln!("pinwheelctl: {}: the path is not UTF-8", file.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        // Handled above, without a daemon.
+        Command::Config(ConfigCommand::Check { .. }) => return ExitCode::SUCCESS,
     };
     // A sync lists a whole directory: give it longer.
     let limit = match &request {
-        AdminRequest::DirectorySync { .. } => Duration::from_secs(600),
+        AdminRequest::DirectorySync { .. } | AdminRequest::Backup { .. } => {
+            Duration::from_secs(600)
+        }
         _ => Duration::from_secs(30),
     };
     let response = match client::call(&socket, &request, limit) {
@@ -572,6 +662,43 @@ fn print_result(command: &Command, result: &serde_json::Value) {
                 );
             }
         }
+        Command::Clients => {
+            let rows = result.as_array().cloned().unwrap_or_default();
+            println!(
+                "{:<20} {:<24} {:<22} REQUESTS",
+                "NAME", "ADDRESS", "LAST SEEN (UTC)"
+            );
+            for row in &rows {
+                let text = |k: &str| printable(row.get(k).and_then(|v| v.as_str()).unwrap_or("-"));
+                let last = match row.get("last_seen").and_then(|v| v.as_i64()) {
+                    Some(t) => humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+                    )
+                    .to_string()
+                    .trim_end_matches('Z')
+                    .replace('T', " "),
+                    None => "never".to_string(),
+                };
+                println!(
+                    "{:<20} {:<24} {:<22} {}",
+                    text("name"),
+                    text("address"),
+                    last,
+                    row.get("requests").and_then(|v| v.as_u64()).unwrap_or(0)
+                );
+            }
+            println!("{} client(s)", rows.len());
+        }
+        Command::Backup { .. } => {
+            let path = result.get("path").and_then(|v| v.as_str()).unwrap_or("?");
+            let bytes = result.get("bytes").and_then(|v| v.as_u64()).unwrap_or(0);
+            println!("database backed up to {} ({bytes} bytes)", printable(path));
+            println!(
+                "keep the master key with it: {} (without it the PINs and devices in the backup cannot be used)",
+                printable(field("master_key").as_str())
+            );
+        }
+        Command::Config(_) => {}
         Command::Status => {
             if let Some(map) = result.as_object() {
                 for (k, v) in map {

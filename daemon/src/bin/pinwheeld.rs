@@ -1,6 +1,7 @@
 //! `pinwheeld`: the Pinwheel daemon. Parses the command line, loads and
 //! validates the config, and runs [`pinwheel::daemon::run`]. Exit codes:
 //! 0 after a clean SIGTERM/SIGINT, 1 on a start-up error, 2 on a config error.
+//! `--restore FILE` replaces the stopped daemon's database by a backup.
 //! SIGHUP re-reads the same config file (see [`pinwheel::daemon::reload`]).
 
 use std::path::PathBuf;
@@ -10,6 +11,12 @@ use clap::Parser;
 
 /// Pinwheel two-factor authentication daemon: RADIUS, REST provisioning and
 /// the admin socket.
+///
+/// Started as root without systemd, it binds its sockets, opens the database
+/// and master key, then switches to `[server] user` (default `pinwheel`) for
+/// good, or refuses to start if that user does not exist. Sockets passed by
+/// systemd socket activation (LISTEN_FDS) are used for the listeners whose
+/// addresses they have.
 #[derive(Parser)]
 #[command(name = "pinwheeld", version)]
 struct Args {
@@ -19,6 +26,46 @@ struct Args {
     /// Check the configuration and exit (0 if valid).
     #[arg(long)]
     check_config: bool,
+    /// Replace the database of the (stopped) daemon by a copy of this backup
+    /// (made with `pinwheelctl backup`) and exit. The current database is kept
+    /// as `pinwheel.db.before-restore`; migrations run at the next start.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
+}
+
+/// `--restore FILE`: refuses while a daemon answers on the admin socket or
+/// holds the database; otherwise checks the backup and puts it in place.
+fn restore(config: &pinwheel::config::Config, backup: &std::path::Path) -> ExitCode {
+    let socket = config.server.admin_socket_path();
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        eprintln!(
+            "pinwheeld: a daemon is running (its admin socket {} answers): stop it first (systemctl stop pinwheeld)",
+            socket.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let db = config.server.database_path();
+    match pinwheel::store::backup::restore(&db, backup) {
+        Ok(done) => {
+            println!(
+                "{} restored from {}",
+                done.database.display(),
+                backup.display()
+            );
+            if let Some(previous) = done.previous {
+                println!("the database it replaced is kept as {}", previous.display());
+            }
+            println!(
+                "the backup's PINs and devices open only with the master key they were sealed with ({}); start the daemon to apply migrations",
+                config.server.master_key_path().display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pinwheeld: restore refused: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -27,6 +74,9 @@ fn main() -> ExitCode {
     // private to its user, whatever umask it was started with.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     pinwheel::system::init_logging();
+    // Sockets passed by systemd (socket activation), taken before any
+    // thread starts.
+    pinwheel::system::activation::capture();
     let config = match pinwheel::config::Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -34,6 +84,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(backup) = &args.restore {
+        return restore(&config, backup);
+    }
     if args.check_config {
         // The secret files must be readable too, or the daemon would not start.
         if let Err(e) = config.resolved_radius_clients() {

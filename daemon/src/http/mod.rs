@@ -1,11 +1,12 @@
 //! The HTTP front door: the REST provisioning API under `/api/v1` ([`api`])
 //! and `/healthz`, routed with axum and served by hyper on an already bound
-//! listener.
+//! listener, as HTTPS when `[http] tls_certificate` and `tls_key` are set
+//! ([`tls`]) and as plain HTTP otherwise.
 //!
 //! This module owns the connection limits that keep one client from starving
 //! the others: at most `http.max_connections` connections (more are closed at
-//! accept), headers within `http.header_timeout` (which also closes idle
-//! keep-alive connections), the whole request within `http.request_timeout`
+//! accept), the TLS handshake and then the headers each within
+//! `http.header_timeout` (which also closes idle keep-alive connections), the whole request within `http.request_timeout`
 //! (408), bodies capped at `http.max_body_bytes` (413). On shutdown it stops
 //! accepting and lets in-flight requests finish. Nothing here puts a code or
 //! token in a URL, a log line or an error message; blocking store and
@@ -15,6 +16,7 @@ pub mod agent;
 pub mod agent_xml;
 pub mod api;
 pub mod pages;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +38,8 @@ pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.http.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/provision", get(pages::provision_landing))
+        .route("/metrics", get(crate::metrics::serve))
+        .merge(pages::routes())
         .nest("/api/v1", api::routes())
         .merge(agent_xml::routes())
         .layer(axum::middleware::from_fn_with_state(
@@ -79,14 +82,31 @@ async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` turns true, then stops
-/// accepting and waits (at most 10 s) for open requests to finish.
+/// Serves HTTP (or HTTPS, when `app.tls` is set) on `listener` until
+/// `shutdown` turns true, then stops accepting and waits (at most 10 s) for
+/// open requests to finish.
+///
+/// A connection takes one of `http.max_connections` slots from accept until
+/// it closes, its TLS handshake included; a handshake not finished within
+/// `http.header_timeout` is dropped, so a client that never sends a
+/// ClientHello cannot hold a slot.
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let cfg = app.config.http.clone();
+    let acceptor = app.tls.as_ref().map(|t| t.acceptor());
+    if acceptor.is_none() {
+        if let Ok(local) = listener.local_addr() {
+            if !local.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %local,
+                    "HTTP without TLS on a non-loopback address: provision codes, device tokens and agent secrets would cross the network in clear; set [http] tls_certificate and tls_key, or put a TLS reverse proxy in front"
+                );
+            }
+        }
+    }
     let router = router(app);
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     let graceful = GracefulShutdown::new();
@@ -127,18 +147,46 @@ pub async fn serve(
                 request
             },
         ));
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
             .header_read_timeout(cfg.header_timeout)
-            .max_buf_size(64 * 1024)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
+            .max_buf_size(64 * 1024);
+        match &acceptor {
+            None => {
+                let connection =
+                    graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
+                    }
+                    drop(slot);
+                });
             }
-            drop(slot);
-        });
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let watcher = graceful.watcher();
+                let limit = cfg.header_timeout;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(limit, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake not finished within http.header_timeout");
+                            return;
+                        }
+                    };
+                    let connection =
+                        watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = connection.await {
+                        tracing::debug!(peer = %peer, "HTTPS connection ended: {e}");
+                    }
+                    drop(slot);
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())

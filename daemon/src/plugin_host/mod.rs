@@ -315,6 +315,14 @@ impl PluginHandle {
     }
 
     fn error(&self, method: &'static str, failure: Failure) -> PluginCallError {
+        let kind = match &failure {
+            Failure::Plugin(_) => "plugin_error",
+            Failure::Panicked(_) => "panic",
+            Failure::TimedOut(_) => "timeout",
+            Failure::Busy { .. } => "busy",
+            Failure::Host(_) => "host",
+        };
+        crate::metrics::METRICS.plugin_failure(&self.inner.info.name, kind);
         let error = PluginCallError {
             name: self.inner.info.name.clone(),
             kind: self.inner.info.kind,

@@ -9,6 +9,8 @@
 //! failure of a code looks the same to the caller ([`ProvisionError::Failure`],
 //! "Provision Failure"), whatever the cause. Never logs a code or token.
 
+pub mod reset;
+
 use base64::Engine as _;
 use rand::Rng as _;
 

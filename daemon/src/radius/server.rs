@@ -29,37 +29,106 @@ use crate::store::StoreError;
 
 /// How long a reply is kept for retransmissions (RFC 5080 §2.2.2).
 const REPLY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most datagrams still read from the socket after a shutdown is asked for.
+const DRAIN_MAX_DATAGRAMS: usize = 4096;
 /// Most entries in the reply cache; older ones are evicted beyond this.
 const REPLY_CACHE_MAX: usize = 65_536;
 
 /// The RADIUS clients in effect, behind a lock so that a reload (SIGHUP) can
 /// swap them whole. The receive loop takes one snapshot (an `Arc` clone) per
 /// datagram and never holds the lock across an `.await`; a request keeps the
-/// client set it arrived under until it is answered.
+/// client set it arrived under until it is answered. Each client has its
+/// [`ClientStats`] (same index), carried over a reload by client name.
 #[derive(Debug, Default)]
 pub struct Clients {
-    current: std::sync::RwLock<Arc<Vec<ResolvedClient>>>,
+    current: std::sync::RwLock<ClientSet>,
+}
+
+/// The clients and their statistics, index by index.
+type ClientSet = (Arc<Vec<ResolvedClient>>, Arc<Vec<Arc<ClientStats>>>);
+
+/// What the receive loop counts per RADIUS client (atomics only).
+#[derive(Debug)]
+pub struct ClientStats {
+    /// The client's configured name.
+    pub name: String,
+    /// Unix seconds of the last authenticated request, 0 = never.
+    last_seen: std::sync::atomic::AtomicI64,
+    /// Authenticated requests since the daemon started.
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl ClientStats {
+    fn new(name: &str) -> ClientStats {
+        ClientStats {
+            name: name.to_string(),
+            last_seen: std::sync::atomic::AtomicI64::new(0),
+            requests: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Records a request (signed with the client's secret) arriving now.
+    fn seen(&self) {
+        use std::sync::atomic::Ordering;
+        self.last_seen.store(crate::unix_now(), Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Unix seconds of the last request, `None` if none came since start.
+    pub fn last_seen(&self) -> Option<i64> {
+        match self.last_seen.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    /// Requests counted since start.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Clients {
     /// The set `clients`.
     pub fn new(clients: Vec<ResolvedClient>) -> Clients {
+        let stats = clients
+            .iter()
+            .map(|c| Arc::new(ClientStats::new(&c.name)))
+            .collect();
         Clients {
-            current: std::sync::RwLock::new(Arc::new(clients)),
+            current: std::sync::RwLock::new((Arc::new(clients), Arc::new(stats))),
         }
     }
 
     /// The current clients.
     pub fn snapshot(&self) -> Arc<Vec<ResolvedClient>> {
+        self.snapshot_with_stats().0
+    }
+
+    /// The current clients and their statistics (same indexes).
+    pub fn snapshot_with_stats(&self) -> ClientSet {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    /// Replaces the whole set (on reload).
+    /// Replaces the whole set (on reload). A client whose name was already
+    /// configured keeps its statistics.
     pub fn replace(&self, clients: Vec<ResolvedClient>) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(clients);
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let stats = clients
+            .iter()
+            .map(|c| {
+                current
+                    .1
+                    .iter()
+                    .find(|s| s.name == c.name)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(ClientStats::new(&c.name)))
+            })
+            .collect();
+        *current = (Arc::new(clients), Arc::new(stats));
     }
 }
 
@@ -192,6 +261,16 @@ impl Server {
         }
     }
 
+    /// [`Server::drop_packet`] for a datagram dropped before it became a
+    /// [`Pending`] request, counted in the metrics.
+    fn drop_early(&self, from: SocketAddr, why: &str) {
+        crate::metrics::METRICS.request(
+            crate::metrics::Source::Radius,
+            crate::metrics::Outcome::Drop,
+        );
+        self.drop_packet(from, why);
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, ReplyCache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -244,9 +323,16 @@ pub async fn serve(
     // One byte more than the largest legal packet, to detect oversize ones.
     let mut buf = vec![0u8; codec::MAX_PACKET_LEN + 1];
     let mut last_prune = Instant::now();
+    // The watchdog's sign that this loop is polled (see crate::metrics).
+    let mut heartbeat = tokio::time::interval(crate::metrics::HEARTBEAT_PERIOD);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let received = tokio::select! {
             r = server.socket.recv_from(&mut buf) => r,
+            _ = heartbeat.tick(), if port == Port::Authentication => {
+                crate::metrics::METRICS.radius_heartbeat();
+                continue;
+            }
             _ = crate::system::shutdown_requested(&mut shutdown) => break,
         };
         let (len, from) = match received {
@@ -274,6 +360,18 @@ pub async fn serve(
         };
         handle_datagram(&server, &buf[..len], from, permit);
     }
+    // Datagrams already waiting in the socket when the shutdown came were
+    // sent before it: answer them too (at most one buffer's worth, so a
+    // flood cannot hold the shutdown up).
+    for _ in 0..DRAIN_MAX_DATAGRAMS {
+        let Ok((len, from)) = server.socket.try_recv_from(&mut buf) else {
+            break;
+        };
+        let Ok(permit) = server.in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        handle_datagram(&server, &buf[..len], from, permit);
+    }
     // Drain: every permit back means every in-flight request was answered.
     let _ = tokio::time::timeout(
         Duration::from_secs(10),
@@ -297,6 +395,8 @@ struct Pending {
     from: SocketAddr,
     key: CacheKey,
     permit: OwnedSemaphorePermit,
+    /// When the datagram was taken from the socket (for the latency metric).
+    received: Instant,
 }
 
 impl Pending {
@@ -308,6 +408,7 @@ impl Pending {
     /// `None` (or an answer that cannot be encoded) drops the request.
     fn finish(self, answer: Option<Answer>) {
         let client = self.client();
+        let answer_code = answer.as_ref().map(|(code, _)| *code);
         let bytes = answer.and_then(|(code, attributes)| {
             match codec::encode_reply(code, &self.request, &attributes, client.secret.expose()) {
                 Ok(bytes) => Some(Arc::new(bytes)),
@@ -321,6 +422,19 @@ impl Pending {
                 }
             }
         });
+        if self.request.code == Code::AccessRequest {
+            use crate::metrics::{Outcome, Source, METRICS};
+            let outcome = match (&bytes, answer_code) {
+                (None, _) => Outcome::Drop,
+                (Some(_), Some(Code::AccessAccept)) => Outcome::Accept,
+                (Some(_), Some(Code::AccessChallenge)) => Outcome::Challenge,
+                (Some(_), _) => Outcome::Reject,
+            };
+            METRICS.request(Source::Radius, outcome);
+            if bytes.is_some() {
+                METRICS.radius_duration.observe(self.received.elapsed());
+            }
+        }
         {
             let mut cache = self.server.cache();
             match &bytes {
@@ -348,10 +462,11 @@ fn handle_datagram(
     from: SocketAddr,
     permit: OwnedSemaphorePermit,
 ) {
+    let received = Instant::now();
     // The one snapshot of the client set this datagram takes (an Arc clone).
-    let clients = server.app.radius_clients.snapshot();
+    let (clients, stats) = server.app.radius_clients.snapshot_with_stats();
     let Some(client_index) = find_client_index(&clients, from.ip()) else {
-        server.drop_packet(
+        server.drop_early(
             from,
             "unknown client (no [[radius.client]] address matches)",
         );
@@ -359,14 +474,19 @@ fn handle_datagram(
     };
     let client = &clients[client_index];
     if datagram.len() > codec::MAX_PACKET_LEN {
-        server.drop_packet(from, "packet longer than 4096 bytes");
+        server.drop_early(from, "packet longer than 4096 bytes");
         return;
     }
     let secret = client.secret.expose();
     let request = match codec::decode_request(datagram, secret) {
-        Ok(r) => r,
+        Ok(r) => {
+            if let Some(stats) = stats.get(client_index) {
+                stats.seen();
+            }
+            r
+        }
         Err(e) => {
-            server.drop_packet(
+            server.drop_early(
                 from,
                 &format!(
                     "client {}: malformed or not signed with its shared secret: {e}",
@@ -378,7 +498,7 @@ fn handle_datagram(
     };
     if request.code == Code::StatusServer && !request.has_message_authenticator {
         // RFC 5997 §3: Status-Server without Message-Authenticator is silently discarded.
-        server.drop_packet(
+        server.drop_early(
             from,
             &format!(
                 "client {}: Status-Server without Message-Authenticator",
@@ -391,7 +511,7 @@ fn handle_datagram(
         && !request.has_message_authenticator
         && request.proxy_states().next().is_some()
     {
-        server.drop_packet(
+        server.drop_early(
             from,
             &format!(
                 "client {}: Proxy-State without Message-Authenticator (limit_proxy_state = true)",
@@ -407,7 +527,7 @@ fn handle_datagram(
         && request.code == Code::AccessRequest
         && !request.has_message_authenticator
     {
-        server.drop_packet(
+        server.drop_early(
             from,
             &format!(
                 "client {}: no Message-Authenticator, which this client requires (require_message_authenticator = true)",
@@ -453,6 +573,7 @@ fn handle_datagram(
         from,
         key,
         permit,
+        received,
     });
 }
 

@@ -12,6 +12,7 @@
 //! them in batches.
 
 pub mod audit;
+pub mod backup;
 pub mod challenges;
 pub mod devices;
 pub mod provision_codes;
@@ -207,7 +208,12 @@ impl Inner {
             return;
         }
         self.open = false;
-        if let Err(e) = exec_cached(&self.conn, "COMMIT") {
+        let commit_started = std::time::Instant::now();
+        let committed = exec_cached(&self.conn, "COMMIT");
+        crate::metrics::METRICS
+            .store_commit
+            .observe(commit_started.elapsed());
+        if let Err(e) = committed {
             rollback(&self.conn);
             tracing::error!("group commit failed: {e}");
             if self.failed.len() >= 256 {
@@ -549,7 +555,12 @@ impl Shared {
         }
         inner.queued_jobs += batch.len() as u64;
         inner.commits += 1;
-        if let Err(e) = exec_cached(conn, "COMMIT") {
+        let commit_started = std::time::Instant::now();
+        let committed = exec_cached(conn, "COMMIT");
+        crate::metrics::METRICS
+            .store_commit
+            .observe(commit_started.elapsed());
+        if let Err(e) = committed {
             tracing::error!("batch commit failed: {e}");
             rollback(conn);
             return Err(e.to_string());

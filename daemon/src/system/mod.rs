@@ -1,5 +1,9 @@
-//! What touches the operating system: logging set-up, sd_notify, signals.
+//! What touches the operating system: logging set-up, sd_notify, signals,
+//! socket activation ([`activation`]) and leaving root ([`privileges`]).
 //! Nothing else in the crate talks to systemd or installs signal handlers.
+
+pub mod activation;
+pub mod privileges;
 
 /// Logs to stderr (journald captures it under systemd). The filter comes from
 /// `PINWHEEL_LOG` (e.g. `debug`), default `info`. Each line is written with
@@ -93,6 +97,45 @@ pub fn notify_ready() {
     if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
         tracing::warn!("sd_notify READY failed: {e}");
     }
+}
+
+/// Sends `STATUS=status` (one line; no-op without `NOTIFY_SOCKET`).
+pub fn notify_status(status: &str) {
+    let status = status.replace(['\n', '\r'], " ");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
+}
+
+/// Sends `READY=1` with `STATUS=status` in one message (no-op without
+/// `NOTIFY_SOCKET`).
+pub fn notify_ready_with_status(status: &str) {
+    let status = status.replace(['\n', '\r'], " ");
+    if let Err(e) = sd_notify::notify(
+        false,
+        &[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ],
+    ) {
+        tracing::warn!("sd_notify READY failed: {e}");
+    }
+}
+
+/// Sends `WATCHDOG=1` (no-op without `NOTIFY_SOCKET`).
+pub fn notify_watchdog() {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+}
+
+/// The watchdog period systemd asks for (`WATCHDOG_USEC`; when
+/// `WATCHDOG_PID` is set it must be this process, as sd_watchdog_enabled(3)
+/// says), or `None` when no watchdog is set.
+pub fn watchdog_period() -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.trim().parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| std::time::Duration::from_micros(usec))
 }
 
 /// Tells systemd the daemon is stopping (no-op without `NOTIFY_SOCKET`).
