@@ -3,7 +3,8 @@
 #
 # Installs the real peers the integration tests talk to (Debian's
 # freeradius-utils for radclient, python3-pyrad for a second, independent
-# RADIUS client, slapd and ldap-utils for LDAP; aiosmtpd from PyPI as an SMTP
+# RADIUS client, slapd and ldap-utils for LDAP, chromium and chromium-driver
+# for the browser test, systemd for systemd-analyze; aiosmtpd from PyPI as an SMTP
 # sink, and schemathesis from PyPI to fuzz the REST API against
 # docs/openapi.yaml) without letting any package start a system service, builds
 # the whole workspace, then runs unit and integration tests.
@@ -34,6 +35,9 @@ install_packages() {
     # systemd-analyze (verify, security) and systemd-socket-activate for the
     # unit and socket-activation tests.
     command -v systemd-analyze >/dev/null || missing+=(systemd)
+    # Headless Chromium and its WebDriver, for the browser test of the pages.
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     [ ${#missing[@]} -eq 0 ] && return 0
     step "installing ${missing[*]} (system services kept from starting)"
     local made_policy=0
