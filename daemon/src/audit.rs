@@ -191,6 +191,7 @@ impl AuditLog {
     pub fn emit(&self, rows: &[AuditRow]) {
         let mut syslog = self.syslog.lock().unwrap_or_else(|p| p.into_inner());
         for row in rows {
+            count_decision(row);
             let text = line(row);
             tracing::info!("{text}");
             if let Some(logger) = syslog.as_mut() {
@@ -205,6 +206,31 @@ impl AuditLog {
             }
         }
     }
+}
+
+/// Counts an authentication decision made over HTTP (agent API, REST, pages)
+/// in the metrics, by the source and result of its committed audit row.
+/// RADIUS decisions are counted where their replies are sent.
+fn count_decision(row: &AuditRow) {
+    use crate::metrics::{Outcome as Result_, Source as From_, METRICS};
+    if row.event != "auth" {
+        return;
+    }
+    let source = if row.source.starts_with("agent:") {
+        From_::Agent
+    } else if row.source.starts_with("page@") {
+        From_::Page
+    } else if row.source == "api" || row.source.starts_with("api@") {
+        From_::Rest
+    } else {
+        return;
+    };
+    let result = match row.result.as_str() {
+        "pass" => Result_::Accept,
+        "fail" => Result_::Reject,
+        _ => return,
+    };
+    METRICS.request(source, result);
 }
 
 #[cfg(test)]

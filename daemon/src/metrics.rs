@@ -16,10 +16,8 @@ use std::time::Duration;
 pub enum Source {
     /// A RADIUS Access-Request.
     Radius,
-    /// The JSON agent API.
+    /// The agent APIs (JSON and the seed product's XML).
     Agent,
-    /// The agent XML API.
-    AgentXml,
     /// A web page.
     Page,
     /// The REST provisioning API.
@@ -27,19 +25,12 @@ pub enum Source {
 }
 
 impl Source {
-    const ALL: [Source; 5] = [
-        Source::Radius,
-        Source::Agent,
-        Source::AgentXml,
-        Source::Page,
-        Source::Rest,
-    ];
+    const ALL: [Source; 4] = [Source::Radius, Source::Agent, Source::Page, Source::Rest];
 
     fn label(self) -> &'static str {
         match self {
             Source::Radius => "radius",
             Source::Agent => "agent",
-            Source::AgentXml => "agent_xml",
             Source::Page => "page",
             Source::Rest => "rest",
         }
@@ -141,7 +132,7 @@ impl Histogram {
 
 /// The daemon's metrics (one per process: [`METRICS`]).
 pub struct Metrics {
-    requests: [[AtomicU64; 4]; 5],
+    requests: [[AtomicU64; 4]; 4],
     /// RADIUS decision latency: from the datagram's arrival to the reply
     /// being handed to the socket.
     pub radius_duration: Histogram,
@@ -160,7 +151,7 @@ pub const HEARTBEAT_PERIOD: Duration = Duration::from_millis(250);
 
 /// The process's metrics.
 pub static METRICS: Metrics = Metrics {
-    requests: [const { [const { AtomicU64::new(0) }; 4] }; 5],
+    requests: [const { [const { AtomicU64::new(0) }; 4] }; 4],
     radius_duration: Histogram::new(),
     store_commit: Histogram::new(),
     plugin_failures: Mutex::new(std::collections::BTreeMap::new()),
@@ -332,7 +323,7 @@ mod tests {
     #[test]
     fn render_names_every_series_and_escapes_labels() {
         let m = Metrics {
-            requests: [const { [const { AtomicU64::new(0) }; 4] }; 5],
+            requests: [const { [const { AtomicU64::new(0) }; 4] }; 4],
             radius_duration: Histogram::new(),
             store_commit: Histogram::new(),
             plugin_failures: Mutex::new(Default::default()),
@@ -344,7 +335,7 @@ mod tests {
         m.plugin_failure("we\"ird", "timeout");
         let text = m.render();
         assert!(text.contains("pinwheel_requests_total{source=\"radius\",result=\"accept\"} 2\n"));
-        assert!(text.contains("pinwheel_requests_total{source=\"agent_xml\",result=\"drop\"} 0\n"));
+        assert!(text.contains("pinwheel_requests_total{source=\"agent\",result=\"drop\"} 0\n"));
         assert!(text
             .contains("pinwheel_plugin_failures_total{plugin=\"we\\\"ird\",kind=\"timeout\"} 1\n"));
         assert!(text.contains("pinwheel_store_commit_duration_seconds_count 0\n"));

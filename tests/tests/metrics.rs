@@ -95,3 +95,42 @@ fn metrics_are_refused_outside_metrics_from() {
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert!(!reply.body.contains("pinwheel_requests_total"));
 }
+
+#[test]
+fn agent_decisions_are_counted_by_source_and_result() {
+    const SECRET: &str = "metrics-agent-secret-0123456789";
+    let d = Daemon::start(|c| {
+        c.extra = format!(
+            "[[agent]]\nname = \"portal\"\naddress = \"127.0.0.1/32\"\nsecret = \"{SECRET}\"\n"
+        )
+    });
+    d.add_user("bob", "4321");
+    let phone = d.path("bob.json");
+    d.provision_device(&phone, "bob");
+    let code = mobile_otc(&phone, "4321", Some(5));
+    let accepts = "pinwheel_requests_total{source=\"agent\",result=\"accept\"}";
+    let rejects = "pinwheel_requests_total{source=\"agent\",result=\"reject\"}";
+    let before = http_get(&d.url("/metrics")).unwrap().body;
+    for _ in 0..2 {
+        // The second one is a replay: rejected.
+        let r = pinwheel_tests::http_post(
+            &d.url("/api/v1/auth"),
+            &serde_json::json!({"username": "bob", "otc": code}),
+            Some(SECRET),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let after = http_get(&d.url("/metrics")).unwrap().body;
+    assert_eq!(
+        sample(&after, accepts) - sample(&before, accepts),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, rejects) - sample(&before, rejects),
+        1.0,
+        "{after}"
+    );
+    // RADIUS counts did not move.
+    assert_eq!(sample(&after, ACCEPTS), sample(&before, ACCEPTS), "{after}");
+}
