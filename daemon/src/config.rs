@@ -199,12 +199,20 @@ pub struct DualChannelConfig {
     /// How long a challenge (its State and the string sent) stays valid, e.g. `"2m"`.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+    /// Least time between a first leg's arrival and its answer (Access-Challenge
+    /// or Access-Reject), e.g. `"500ms"`: every first leg takes at least this
+    /// long whoever the user is, so the time does not reveal who exists (it
+    /// should exceed a directory bind and a local password hash check).
+    /// At most 5s; `"0"` turns the padding off.
+    #[serde(with = "humantime_serde")]
+    pub first_leg_min_delay: Duration,
 }
 
 impl Default for DualChannelConfig {
     fn default() -> Self {
         DualChannelConfig {
             ttl: Duration::from_secs(120),
+            first_leg_min_delay: Duration::from_millis(500),
         }
     }
 }
@@ -926,6 +934,9 @@ impl Config {
         }
         if !(1..=3600).contains(&self.dual_channel.ttl.as_secs()) {
             return err("dual_channel.ttl", "must be between 1s and 1h");
+        }
+        if self.dual_channel.first_leg_min_delay > Duration::from_secs(5) {
+            return err("dual_channel.first_leg_min_delay", "must be at most 5s");
         }
         if self.policy.max_failures == 0 {
             return err("policy.max_failures", "must be at least 1");

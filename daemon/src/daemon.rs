@@ -54,8 +54,9 @@ pub struct App {
     pub audit: crate::audit::AuditLog,
     /// Serialises and bounds directory password checks (Argon2).
     pub password_checks: crate::auth::challenge::PasswordGate,
-    /// Bounds provision-code requests from the REST API waiting to be sent.
-    pub pending_provision_sends: Arc<tokio::sync::Semaphore>,
+    /// Bounds code requests from the REST API and the pages waiting to be
+    /// sent, per transport and for directory look-ups.
+    pub provision_queue: crate::provision::queue::SendQueue,
     /// Outstanding ResetPIN codes (keyed hashes, one per user).
     pub reset_codes: crate::provision::reset::ResetCodes,
     /// The web pages' CSRF key, rate limits and change-PIN forms.
@@ -87,9 +88,6 @@ impl UserLocks {
         lock
     }
 }
-
-/// Most provision-code requests from the REST API waiting to be sent at once.
-pub const PENDING_SENDS: usize = 64;
 
 impl App {
     /// Opens the state directory, master key and store for `config`, reads
@@ -137,7 +135,7 @@ impl App {
             directories: crate::directory::Directories::new(directories),
             started: Instant::now(),
             provision_send_locks: UserLocks::default(),
-            pending_provision_sends: Arc::new(tokio::sync::Semaphore::new(PENDING_SENDS)),
+            provision_queue: Default::default(),
             reset_codes: Default::default(),
             pages: Default::default(),
             tls,
@@ -350,6 +348,40 @@ pub fn reload(app: &App, path: &Path) -> Result<Reloaded, String> {
         tls.replace(pair);
     }
     Ok(applied)
+}
+
+/// Why [`check_config`] found a configuration unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// A RADIUS secret file cannot be read: a configuration error.
+    #[error("{0}")]
+    Config(String),
+    /// A transport or directory plugin was refused or could not start
+    /// (the entry, the file and the reason).
+    #[error("{0}")]
+    Plugin(String),
+}
+
+/// The checks a start makes before binding anything, without starting:
+/// reads the RADIUS secret files, loads and initialises every transport and
+/// directory plugin of `config` (file checks, ABI, the plugin's own config
+/// keys), then unloads them. `pinwheeld --check-config` and `pinwheelctl
+/// config check` both run exactly this. Returns what each loaded plugin
+/// says about itself, transports first, in config order.
+///
+/// Errors: [`CheckError`], whose text names the file, client, entry or
+/// plugin that failed and why.
+pub fn check_config(config: &Config) -> Result<Vec<crate::plugin_host::PluginInfo>, CheckError> {
+    config
+        .resolved_radius_clients()
+        .map_err(CheckError::Config)?;
+    let transports = TransportSet::load(config).map_err(CheckError::Plugin)?;
+    let directories = crate::transport::load_directories(config).map_err(CheckError::Plugin)?;
+    Ok(transports
+        .plugins()
+        .chain(directories.iter())
+        .map(|plugin| plugin.info().clone())
+        .collect())
 }
 
 /// The sections whose changes a reload cannot apply (they are read from

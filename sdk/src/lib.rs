@@ -109,6 +109,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod ffi;
 pub mod protocol;
+pub mod scrub;
 pub mod template;
 
 /// Version of the plugin ABI ([`ffi::PluginTableV1`]). The host refuses a

@@ -363,3 +363,194 @@ fn a_plugin_that_hangs_while_starting_is_refused_after_its_timeout() {
         "{log}"
     );
 }
+
+/// Makes `path` a folder with `mode` (and its parents as needed).
+fn folder_with_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_symlink_is_checked_where_it_leads_folders_included() {
+    let root = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let plugins = root.join("plugins");
+    folder_with_mode(&plugins, 0o755);
+    // The link sits in a safe folder, the library in one anyone may write.
+    let open = root.join("ww");
+    let target = install_plugin(&open, MISBEHAVING, 0o644);
+    folder_with_mode(&open, 0o777);
+    let link = plugins.join("linkww.so");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let entry = transport_entry("mail", &link, "config = { mode = \"ok\" }");
+    let (code, log) = start_refused(entry.clone());
+    assert_ne!(code, Some(0), "{log}");
+    let expected = format!(
+        "plugin {} (-> {}) refused: folder {} is writable by group or others (mode 0777); run chmod go-w on it",
+        link.display(),
+        target.display(),
+        open.display()
+    );
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+
+    // A writable folder further up is as bad: it could swap the whole
+    // folder below it.
+    folder_with_mode(&open, 0o755);
+    folder_with_mode(&root, 0o770);
+    let (code, log) = start_refused(entry.clone());
+    assert_ne!(code, Some(0), "{log}");
+    let expected = format!(
+        "refused: folder {} is writable by group or others (mode 0770)",
+        root.display()
+    );
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+    folder_with_mode(&root, 0o755);
+
+    // Running as root, a folder (or file) owned by another user is refused
+    // (not testable without root: only root can give files away).
+    if nix::unistd::geteuid().is_root() {
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        nix::unistd::chown(&open, nobody, None).unwrap();
+        let (code, log) = start_refused(entry);
+        assert_ne!(code, Some(0), "{log}");
+        let expected = format!(
+            "refused: folder {} is owned by uid 65534, not root, and the daemon runs as root",
+            open.display()
+        );
+        assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+    }
+}
+
+#[test]
+fn a_plugin_in_a_group_writable_folder_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = std::fs::canonicalize(root.path()).unwrap().join("gw");
+    let file = install_plugin(&folder, MISBEHAVING, 0o644);
+    folder_with_mode(&folder, 0o775);
+    let (code, log) = start_refused(transport_entry("mail", &file, "config = { mode = \"ok\" }"));
+    assert_ne!(code, Some(0), "{log}");
+    let expected = format!(
+        "plugin {} refused: folder {} is writable by group or others (mode 0775)",
+        file.display(),
+        folder.display()
+    );
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+}
+
+#[test]
+fn check_config_loads_the_plugins_and_names_what_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    let check = |extra: String| {
+        let cfg = Config {
+            extra,
+            ..Config::default()
+        };
+        std::fs::write(&layout.config_path, layout.render(&cfg)).unwrap();
+        run(std::process::Command::new(bin("pinwheeld"))
+            .arg("--config")
+            .arg(&layout.config_path)
+            .arg("--check-config"))
+    };
+    // A plugin file that is not there.
+    let out = check(transport_entry(
+        "mail",
+        Path::new("/nonexistent/libnothere.so"),
+        "",
+    ));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(
+            "transport[1] (mail): plugin /nonexistent/libnothere.so refused: cannot read it"
+        ),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("configuration is valid"), "{out}");
+
+    // A key the plugin does not know.
+    let spool = dir.path().join("spool-out");
+    let out = check(format!(
+        "\n[[transport]]\nname = \"mail\"\nplugin = \"spool\"\nconfig = {{ folder = {}, bogus = 1 }}\n",
+        serde_json::to_string(&spool.to_string_lossy()).unwrap()
+    ));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("transport[1] (mail): plugin built-in spool (spool) could not start")
+            && out.stderr.contains("bogus"),
+        "{out}"
+    );
+
+    // A plugin file that loads: valid.
+    let plugins = tempfile::tempdir().unwrap();
+    let file = install_plugin(&plugins.path().join("plugins"), MISBEHAVING, 0o644);
+    let out = check(transport_entry("mail", &file, "config = { mode = \"ok\" }"));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains("configuration is valid (2 plugins loaded)"),
+        "{out}"
+    );
+}
+
+/// A transport that hangs for one group must not take the background-send
+/// slots of everyone else: after many REST requests for a user behind it, a
+/// request for a spool user is still sent at once, and the dropped requests
+/// are reported with a WARN naming the transport (never a code).
+#[test]
+fn a_hanging_transport_does_not_starve_other_users_provision_requests() {
+    let plugins = tempfile::tempdir().unwrap();
+    let file = install_plugin(&plugins.path().join("plugins"), MISBEHAVING, 0o644);
+    let entry = transport_entry(
+        "slow",
+        &file,
+        "groups = [\"victims\"]\ntimeout = \"5s\"\nmax_concurrent = 2\n\
+         config = { mode = \"hang\", hang_seconds = 30 }",
+    );
+    let d = Daemon::start(|cfg| {
+        cfg.requests_per_hour = Some(1000);
+        cfg.extra = entry;
+    });
+    d.add_user("alice", "1234");
+    d.add_user("bob", "5678");
+    d.ctl_ok(&["user", "set-groups", "alice", "victims"]);
+
+    for _ in 0..100 {
+        let r = d.post(
+            "/api/v1/provision/request",
+            &serde_json::json!({"username": "alice"}),
+            None,
+        );
+        assert_eq!(r.status, 202, "{r:?}");
+    }
+    let started = Instant::now();
+    let r = d.post(
+        "/api/v1/provision/request",
+        &serde_json::json!({"username": "bob"}),
+        None,
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let deadline = started + Duration::from_secs(5);
+    while d.latest_provision_code("bob").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "bob's code was not sent within 5 s; log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = d.log();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("provision code request dropped")
+            && l.contains("transport slow")),
+        "a WARN naming the bucket; log:\n{log}"
+    );
+    // Rate-limited: far fewer lines than dropped requests.
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("provision code request dropped"))
+        .count();
+    assert!((1..=3).contains(&lines), "{lines} lines; log:\n{log}");
+}

@@ -217,3 +217,56 @@ fn an_added_transport_plugin_is_loaded_and_a_missing_one_refused() {
     let code = d.provision_send("alice");
     assert_eq!(code.len(), 10);
 }
+
+#[test]
+fn a_plugin_file_replaced_on_disk_is_refused_until_a_restart() {
+    let d = Daemon::start_default();
+    let folder = d.path("plugins");
+    let file = install_plugin(&folder, MISBEHAVING, 0o644);
+    let mut cfg = d.config.clone();
+    cfg.extra = format!(
+        "\n[[transport]]\nname = \"sms\"\nplugin = {}\nconfig = {{ mode = \"ok\" }}\n",
+        serde_json::to_string(&file.to_string_lossy()).unwrap()
+    );
+    rewrite(&d, &cfg);
+    let log = reload(&d, 1);
+    assert!(
+        last_outcome(&log).contains("configuration reloaded: 1 RADIUS clients, 2 transports"),
+        "{log}"
+    );
+    // The same file again: the loaded library is simply reused.
+    let log = reload(&d, 2);
+    assert!(
+        last_outcome(&log).contains("configuration reloaded: 1 RADIUS clients, 2 transports"),
+        "{log}"
+    );
+
+    // Replaced the way `install` does it (a new file under the same name),
+    // here by a build for another ABI: dlopen would hand back the old code,
+    // so the reload is refused and says to restart.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::copy(plugin_lib("pinwheel-test-plugin-wrong-abi"), &file).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let log = reload(&d, 3);
+    let expected = format!(
+        "reload refused: transport[1] (sms): plugin {} changed on disk since it was loaded; a reload cannot replace loaded plugin code: restart pinwheeld (systemctl restart pinwheeld)",
+        file.display()
+    );
+    assert!(
+        last_outcome(&log).contains(&expected),
+        "expected {expected:?} in:\n{log}"
+    );
+
+    // The old plugin keeps serving.
+    assert_eq!(plugin_names(&d), vec!["spool", "sms"]);
+    let out = d.ctl_ok(&["plugins"]);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("sms "))
+        .unwrap_or_else(|| panic!("no sms row in:\n{out}"));
+    assert!(row.trim_end().ends_with(" ok"), "{out}");
+    assert!(answers(&d, SECRET));
+}

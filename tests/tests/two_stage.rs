@@ -129,11 +129,29 @@ fn expired_state_and_wrong_directory_password_are_rejected() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = first_leg(&d, "carol", "");
+    // An empty password gets the decoy challenge (nothing sent, a State
+    // that never works), like an unknown name's, no sooner than the default
+    // first_leg_min_delay of 500 ms.
+    let before = d.spool_for("carol", "security-string").len();
+    let start = std::time::Instant::now();
+    let decoy = challenge_state(&first_leg(&d, "carol", ""));
+    let took = start.elapsed();
+    assert!(took >= std::time::Duration::from_millis(500), "{took:?}");
+    assert!(second_leg(&d, "carol", &decoy, &code).contains("Received Access-Reject"));
+    assert_eq!(d.spool_for("carol", "security-string").len(), before);
+    let start = std::time::Instant::now();
+    let unknown = challenge_state(&first_leg(&d, "nobody", ""));
+    let took = start.elapsed();
+    assert!(took >= std::time::Duration::from_millis(500), "{took:?}");
+    assert!(second_leg(&d, "nobody", &unknown, &code).contains("Received Access-Reject"));
+    let start = std::time::Instant::now();
+    let out = first_leg(&d, "nobody", "wrong");
+    let took = start.elapsed();
     assert!(
         out.contains("Received Access-Reject"),
-        "empty password: {out}"
+        "unknown name: {out}"
     );
+    assert!(took >= std::time::Duration::from_millis(500), "{took:?}");
     let out = first_leg(&d, "carol", "wrong");
     assert!(
         out.contains("Received Access-Reject"),

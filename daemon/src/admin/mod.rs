@@ -137,6 +137,10 @@ pub enum AdminRequest {
     DirectorySync {
         /// The `[[directory]]` entry's name.
         name: String,
+        /// Apply the sync even if it would disable too many users (see
+        /// `directory::sync_refused`).
+        #[serde(default)]
+        force: bool,
     },
 }
 

@@ -259,7 +259,7 @@ pub fn execute(app: &App, request: AdminRequest) -> AdminResponse {
         AdminRequest::Clients => Ok(crate::admin::ops::clients(app)),
         AdminRequest::Backup { path } => crate::admin::ops::backup(app, &path),
         AdminRequest::Plugins => Ok(plugins(app)),
-        AdminRequest::DirectorySync { name } => crate::directory::sync(app, &name)
+        AdminRequest::DirectorySync { name, force } => crate::directory::sync(app, &name, force)
             .map_err(|e| e.to_string())
             .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string())),
     };

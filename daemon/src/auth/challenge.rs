@@ -2,17 +2,23 @@
 //!
 //! First leg ([`start`]): the Access-Request carries the user's directory
 //! password (checked against the local directory's Argon2id hash, or by the
-//! user's directory plugin, which never accepts an empty one), or nothing
-//! when a local user has none. A user found in a directory plugin gets a
-//! record first ([`crate::directory::ensure_user`]). Pinwheel draws a fresh random security
-//! string, stores the code the user's PIN makes of it (sealed) under the
-//! keyed hash of a random 32-byte State bound to the user and the client,
-//! sends the string over the user's transport, and the caller answers
-//! Access-Challenge with that State. Second leg ([`answer`]): the request
-//! carries the State and the one-time code; the State is taken (single use),
-//! must belong to the same user and client and be unexpired, and the code
-//! must match exactly. Both legs count failures and write audit rows like
-//! [`super::check_code`]. Never logs the string, the code or the password.
+//! user's directory plugin), or nothing when a local user has none. The
+//! answer does not reveal who exists: an empty password always gets an
+//! Access-Challenge (a decoy, with nothing stored or sent, unless the user
+//! is a local user without a directory password), a non-empty one gets a
+//! Challenge only when it is right, else a Reject, unknown names included;
+//! the RADIUS server pads every first-leg answer to the same minimum time.
+//! A user found in a directory plugin gets a record (and a PIN) only once
+//! their password was right ([`crate::directory::ensure_user`]). Pinwheel
+//! draws a fresh random security string, stores the code the user's PIN
+//! makes of it (sealed) under the keyed hash of a random 32-byte State
+//! bound to the user and the client, sends the string over the user's
+//! transport, and the caller answers Access-Challenge with that State.
+//! Second leg ([`answer`]): the request carries the State and the one-time
+//! code; the State is taken (single use), must belong to the same user and
+//! client and be unexpired, and the code must match exactly. Both legs
+//! count failures and write audit rows like [`super::check_code`]. Never
+//! logs the string, the code or the password.
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use rand::RngCore;
@@ -64,13 +70,6 @@ impl PasswordGate {
     }
 }
 
-/// A hash nobody's password matches, checked for unknown users so that
-/// their first leg takes as long as a known user's.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("pinwheel/dummy/not-a-password").unwrap_or_default())
-}
-
 /// The outcome of a first leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FirstLeg {
@@ -117,6 +116,15 @@ fn password_matches(stored: Option<&str>, offered: &[u8]) -> bool {
 
 /// First leg of a two-stage login from RADIUS client `client`.
 ///
+/// One rule, whoever asks: an empty `password` always gets a Challenge, a
+/// real one (string sent, State stored) only for an enabled, unlocked local
+/// user without a directory password, otherwise a decoy (nothing stored or
+/// sent, a State that never works; the audit row says why, no failure is
+/// counted). A non-empty password gets a real Challenge when it is right
+/// and a Reject otherwise, unknown names included. The password is checked
+/// before a directory user's record is created or a PIN sent. The caller
+/// pads the answer's time (`dual_channel.first_leg_min_delay`).
+///
 /// Errors: store failures only.
 pub fn start(
     app: &App,
@@ -126,77 +134,210 @@ pub fn start(
     source: &Source,
 ) -> Result<FirstLeg, StoreError> {
     let now = crate::unix_now();
-    // A user found in a directory gets a record (and a PIN) first; outside
-    // any store transaction, as directory calls can take seconds.
-    let user = match crate::directory::ensure_user(app, username, source) {
-        Ok(user) => user,
-        Err(e) => {
-            tracing::warn!(user = ?username, "directory look-up failed: {e}");
-            app.store.with(|c| users::by_name(c, username))?
+    let stored = app.store.with(|c| users::by_name(c, username))?;
+    if password.is_empty() {
+        let proves_with_nothing = match &stored {
+            Some(u) if u.directory == "local" && u.enabled && !u.is_locked(now) => {
+                app.store.with(|c| users::password_hash(c, u.id))?.is_none()
+            }
+            _ => false,
+        };
+        if !proves_with_nothing {
+            let reason = match &stored {
+                None => RejectReason::UnknownUser,
+                Some(u) if !u.enabled => RejectReason::Disabled,
+                Some(u) if u.is_locked(now) => RejectReason::Locked,
+                Some(_) => RejectReason::WrongPassword,
+            };
+            return decoy(app, username, source, now, reason);
         }
-    };
-    // Disabled and locked users are refused below without a password check.
-    let refused = user
-        .as_ref()
-        .is_some_and(|u| !u.enabled || u.is_locked(now));
-    let from_directory = user.as_ref().is_some_and(|u| u.directory != "local");
-    let hash = match &user {
-        Some(u) if !refused && !from_directory => {
-            app.store.with(|c| users::password_hash(c, u.id))?
-        }
-        _ => None,
-    };
-    // Argon2 is slow on purpose: it runs outside the store lock, one at a
-    // time. An unknown user with a password is checked against a dummy hash,
-    // so the answer takes as long as for a known user. Users of a directory
-    // plugin are checked by the directory (a bind); an empty password is
-    // refused without asking.
-    let password_ok = match (&user, hash) {
-        (Some(_), _) if refused => false,
-        (Some(u), _) if from_directory => {
+        return match challenge(app, username, true, client, source, now)? {
+            // Even a real user's refusal looks like everyone else's answer
+            // (the audit row has the reason).
+            FirstLeg::Reject(_) => Ok(FirstLeg::Challenge {
+                state: random_state(),
+            }),
+            other => Ok(other),
+        };
+    }
+    // A password: checked before anything is created or sent. Users of a
+    // directory plugin are checked by the directory (a bind), local users
+    // against their Argon2id hash (slow on purpose: outside the store lock,
+    // one at a time). Unknown names are not hashed: the caller's minimum
+    // delay hides the time.
+    let password_ok = match &stored {
+        Some(u) if !u.enabled || u.is_locked(now) => false,
+        Some(u) if u.directory != "local" => {
             match crate::directory::check_password(app, u, password) {
                 Ok(ok) => ok,
-                Err(e) => {
-                    // Not the user's fault: no failure counted.
-                    tracing::warn!(user = ?username, "directory password not checked: {e}");
-                    let row = audit::row(
-                        now,
-                        "challenge",
-                        Some(username),
-                        source,
-                        Outcome::Fail,
-                        Some("directory_unavailable"),
-                    );
-                    app.store.with(|c| audit_store::insert(c, &row))?;
-                    app.audit.emit(&[row]);
-                    return Ok(FirstLeg::Reject(RejectReason::Internal));
-                }
+                Err(e) => return unavailable(app, username, source, now, &e),
             }
         }
-        (Some(_), None) => password.is_empty(),
-        (Some(_), Some(hash)) if !password.is_empty() => {
-            match app
+        Some(u) => match app.store.with(|c| users::password_hash(c, u.id))? {
+            Some(hash) => match app
                 .password_checks
                 .run(|| password_matches(Some(&hash), password))
             {
                 Some(ok) => ok,
                 None => return Ok(FirstLeg::Busy),
+            },
+            None => false,
+        },
+        None => match crate::directory::lookup_blocking(app, username) {
+            Ok(None) => return refuse(app, username, source, now, RejectReason::UnknownUser),
+            Ok(Some(found)) => {
+                match crate::directory::check_password_in(app, &found.directory, username, password)
+                {
+                    Ok(true) => true,
+                    // No record is made for a wrong password.
+                    Ok(false) => {
+                        return refuse(app, username, source, now, RejectReason::WrongPassword)
+                    }
+                    Err(e) => return unavailable(app, username, source, now, &e),
+                }
             }
-        }
-        (Some(_), Some(_)) => false,
-        (None, _) if !password.is_empty() => {
-            match app
-                .password_checks
-                .run(|| password_matches(Some(dummy_hash()), password))
-            {
-                Some(_) => false,
-                None => return Ok(FirstLeg::Busy),
-            }
-        }
-        (None, _) => false,
+            Err(e) => return unavailable(app, username, source, now, &e),
+        },
     };
+    if password_ok && stored.as_ref().is_none_or(|u| u.directory != "local") {
+        // The directory password was right: now (and only now) a directory
+        // user gets a record and a PIN; outside any store transaction, as
+        // directory calls can take seconds.
+        if let Err(e) = crate::directory::ensure_user(app, username, source) {
+            return unavailable(app, username, source, now, &e);
+        }
+    }
+    challenge(app, username, password_ok, client, source, now)
+}
+
+/// A fresh random State.
+fn random_state() -> Vec<u8> {
     let mut state = vec![0u8; STATE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut state);
+    state
+}
+
+/// Writes the audit row of a first leg refused here (`reason`; nothing
+/// counted) and emits it.
+fn audit_refusal(
+    app: &App,
+    username: &str,
+    source: &Source,
+    now: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let row = audit::row(
+        now,
+        "challenge",
+        Some(username),
+        source,
+        Outcome::Fail,
+        Some(reason),
+    );
+    app.store.with(|c| audit_store::insert(c, &row))?;
+    app.audit.emit(&[row]);
+    Ok(())
+}
+
+/// The decoy answer to an empty password from anyone but a local user
+/// without a directory password: a Challenge like a real one, with a State
+/// that was never stored (the second leg fails as a bad State), nothing sent.
+fn decoy(
+    app: &App,
+    username: &str,
+    source: &Source,
+    now: i64,
+    reason: RejectReason,
+) -> Result<FirstLeg, StoreError> {
+    audit_refusal(app, username, source, now, reason.code())?;
+    Ok(FirstLeg::Challenge {
+        state: random_state(),
+    })
+}
+
+/// Access-Reject for a name with no record (unknown, or a directory user
+/// whose password was wrong): audited, nothing stored or counted.
+fn refuse(
+    app: &App,
+    username: &str,
+    source: &Source,
+    now: i64,
+    reason: RejectReason,
+) -> Result<FirstLeg, StoreError> {
+    audit_refusal(app, username, source, now, reason.code())?;
+    Ok(FirstLeg::Reject(reason))
+}
+
+/// Access-Reject because the directory could not answer: not the user's
+/// fault, so no failure is counted. The warning is rate-limited (a hung
+/// directory under a flood of first legs must not fill the journal).
+fn unavailable(
+    app: &App,
+    username: &str,
+    source: &Source,
+    now: i64,
+    e: &crate::directory::DirectoryError,
+) -> Result<FirstLeg, StoreError> {
+    if let Some(suppressed) = DIRECTORY_WARNINGS.allow() {
+        if suppressed > 0 {
+            tracing::warn!("{suppressed} further directory warnings of first legs not logged");
+        }
+        tracing::warn!(user = ?username, "directory password not checked: {e}");
+    }
+    audit_refusal(app, username, source, now, "directory_unavailable")?;
+    Ok(FirstLeg::Reject(RejectReason::Internal))
+}
+
+/// At most [`WarnLimiter::PER_SECOND`] warning lines a second; counts the rest.
+struct WarnLimiter {
+    window: std::sync::Mutex<Option<(std::time::Instant, u32, u64)>>,
+}
+
+impl WarnLimiter {
+    const PER_SECOND: u32 = 5;
+
+    /// Whether to log now; `Some(n)`: `n` lines were suppressed before.
+    fn allow(&self) -> Option<u64> {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match w.as_mut() {
+            Some((start, lines, suppressed))
+                if now.duration_since(*start) < std::time::Duration::from_secs(1) =>
+            {
+                if *lines < Self::PER_SECOND {
+                    *lines += 1;
+                    Some(0)
+                } else {
+                    *suppressed += 1;
+                    None
+                }
+            }
+            _ => {
+                let before = w.map_or(0, |(_, _, s)| s);
+                *w = Some((now, 1, 0));
+                Some(before)
+            }
+        }
+    }
+}
+
+/// Directory warnings of first legs.
+static DIRECTORY_WARNINGS: WarnLimiter = WarnLimiter {
+    window: std::sync::Mutex::new(None),
+};
+
+/// The stored part of a first leg whose password was checked
+/// (`password_ok`): a challenge row and the string sent, or a Reject with
+/// the failure counted.
+fn challenge(
+    app: &App,
+    username: &str,
+    password_ok: bool,
+    client: &str,
+    source: &Source,
+    now: i64,
+) -> Result<FirstLeg, StoreError> {
+    let state = random_state();
     let state_hash = app.key.keyed_hash(Purpose::ChallengeState, &state);
     let ttl = app.config.dual_channel.ttl.as_secs() as i64;
     let (outcome, rows, delivery) = app.store.transaction(|tx| {
@@ -239,15 +380,8 @@ pub fn start(
         Ok::<_, StoreError>((outcome.map(|_| ()), rows, delivery))
     })?;
     app.audit.emit(&rows);
-    match outcome {
-        // An unknown user is challenged like a known one without a directory
-        // password (with a State that was never stored, so the second leg
-        // fails as a bad State): the answer does not reveal who exists.
-        Err(RejectReason::UnknownUser) if password.is_empty() => {
-            return Ok(FirstLeg::Challenge { state })
-        }
-        Err(reason) => return Ok(FirstLeg::Reject(reason)),
-        Ok(()) => {}
+    if let Err(reason) = outcome {
+        return Ok(FirstLeg::Reject(reason));
     }
     let Some((_, recipient, string)) = delivery else {
         return Ok(FirstLeg::Reject(RejectReason::Internal));
@@ -562,9 +696,20 @@ mod tests {
                 FirstLeg::Challenge { .. }
             ));
         }
-        assert_eq!(
+        // The refusal looks like any other empty-password answer: a decoy
+        // challenge (the audit row says why), nothing sent.
+        assert!(matches!(
             start(&app, "alice", b"", "nas", &src).unwrap(),
-            FirstLeg::Reject(RejectReason::TooManyChallenges)
+            FirstLeg::Challenge { .. }
+        ));
+        let rows = app
+            .store
+            .with(|c| audit_store::query(c, Some("alice"), 0, 10))
+            .unwrap();
+        assert!(
+            rows.iter()
+                .any(|r| r.reason.as_deref() == Some("too_many_challenges")),
+            "{rows:?}"
         );
         let sent = std::fs::read_dir(dir.path().join("spool")).unwrap().count();
         assert_eq!(
@@ -612,10 +757,18 @@ mod tests {
             .with(|c| users::set_password_hash(c, "alice", Some(&hash)))
             .unwrap();
         let src = Source::Admin;
+        // An empty password when one is set: a decoy challenge (nothing
+        // stored or sent) whose State fails.
+        let sent = || std::fs::read_dir(dir.path().join("spool")).map_or(0, |d| d.count());
+        let FirstLeg::Challenge { state } = start(&app, "alice", b"", "nas", &src).unwrap() else {
+            panic!("empty password: a decoy challenge")
+        };
+        assert_eq!(sent(), 0, "nothing sent");
         assert_eq!(
-            start(&app, "alice", b"", "nas", &src).unwrap(),
-            FirstLeg::Reject(RejectReason::WrongPassword),
-            "empty password refused when one is set"
+            answer(&app, "alice", &state, &Credential::Pap("1234"), "nas", &src)
+                .unwrap()
+                .0,
+            Decision::Reject(RejectReason::BadState)
         );
         assert_eq!(
             start(&app, "alice", b"wrong", "nas", &src).unwrap(),
@@ -625,6 +778,7 @@ mod tests {
             start(&app, "alice", b"correct horse", "nas", &src).unwrap(),
             FirstLeg::Challenge { .. }
         ));
+        assert_eq!(sent(), 1, "one string for the right password");
         // An unknown user with a password looks like a wrong password.
         assert_eq!(
             start(&app, "nobody", b"guess", "nas", &src).unwrap(),

@@ -93,6 +93,11 @@ enum DirectoryCommand {
     Sync {
         /// The `[[directory]]` entry's name.
         name: String,
+        /// Apply the sync even if it would disable more users than the
+        /// safeguard allows (an empty listing, or more than 10 users and
+        /// more than 25 % of the directory's enabled users).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -259,17 +264,9 @@ fn config_check(file: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = config.resolved_radius_clients() {
-        eprintln!("pinwheelctl: configuration error: {}: {e}", file.display());
-        return ExitCode::FAILURE;
-    }
-    let plugins = pinwheel::transport::TransportSet::load(&config).and_then(|transports| {
-        pinwheel::transport::load_directories(&config).map(|directories| (transports, directories))
-    });
-    match plugins {
-        Ok((transports, directories)) => {
-            for plugin in transports.plugins().chain(directories.iter()) {
-                let info = plugin.info();
+    match pinwheel::daemon::check_config(&config) {
+        Ok(plugins) => {
+            for info in &plugins {
                 println!(
                     "{} plugin {}: {} {} loaded",
                     info.kind,
@@ -392,9 +389,10 @@ fn main() -> ExitCode {
         }
         Command::Status => AdminRequest::Status,
         Command::Plugins => AdminRequest::Plugins,
-        Command::Directory(DirectoryCommand::Sync { name }) => {
-            AdminRequest::DirectorySync { name: name.clone() }
-        }
+        Command::Directory(DirectoryCommand::Sync { name, force }) => AdminRequest::DirectorySync {
+            name: name.clone(),
+            force: *force,
+        },
         Command::Clients => AdminRequest::Clients,
         Command::Backup { file } => {
             // The daemon resolves nothing relative to the caller's folder.
@@ -645,7 +643,7 @@ fn print_result(command: &Command, result: &serde_json::Value) {
             }
             println!("{} plugin(s)", rows.len());
         }
-        Command::Directory(DirectoryCommand::Sync { name }) => {
+        Command::Directory(DirectoryCommand::Sync { name, .. }) => {
             let count = |k: &str| result.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
             println!(
                 "directory {} sync: {} listed, {} updated, {} created, {} disabled",

@@ -1,6 +1,9 @@
 //! `pinwheeld`: the Pinwheel daemon. Parses the command line, loads and
 //! validates the config, and runs [`pinwheel::daemon::run`]. Exit codes:
 //! 0 after a clean SIGTERM/SIGINT, 1 on a start-up error, 2 on a config error.
+//! `--check-config` runs [`pinwheel::daemon::check_config`] (the same checks
+//! as `pinwheelctl config check`, plugins loaded) and exits 0, 2 on a config
+//! error, or 1 when a plugin is refused or cannot start.
 //! `--restore FILE` replaces the stopped daemon's database by a backup.
 //! SIGHUP re-reads the same config file (see [`pinwheel::daemon::reload`]).
 
@@ -23,7 +26,8 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, short = 'c', default_value = pinwheel::config::DEFAULT_CONFIG_PATH)]
     config: PathBuf,
-    /// Check the configuration and exit (0 if valid).
+    /// Check the configuration, load and initialise its plugins, and exit
+    /// (0 if valid, 2 on a config error, 1 when a plugin is refused).
     #[arg(long)]
     check_config: bool,
     /// Replace the database of the (stopped) daemon by a copy of this backup
@@ -88,16 +92,30 @@ fn main() -> ExitCode {
         return restore(&config, backup);
     }
     if args.check_config {
-        // The secret files must be readable too, or the daemon would not start.
-        if let Err(e) = config.resolved_radius_clients() {
-            eprintln!(
-                "pinwheeld: configuration error: {}: {e}",
-                args.config.display()
-            );
-            return ExitCode::from(2);
-        }
-        println!("{}: configuration is valid", args.config.display());
-        return ExitCode::SUCCESS;
+        // What a start would check before binding anything (the same as
+        // `pinwheelctl config check`): secret files readable, every plugin
+        // loads and accepts its config.
+        return match pinwheel::daemon::check_config(&config) {
+            Ok(plugins) => {
+                println!(
+                    "{}: configuration is valid ({} plugins loaded)",
+                    args.config.display(),
+                    plugins.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e @ pinwheel::daemon::CheckError::Config(_)) => {
+                eprintln!(
+                    "pinwheeld: configuration error: {}: {e}",
+                    args.config.display()
+                );
+                ExitCode::from(2)
+            }
+            Err(e @ pinwheel::daemon::CheckError::Plugin(_)) => {
+                eprintln!("pinwheeld: {}: {e}", args.config.display());
+                ExitCode::FAILURE
+            }
+        };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -6,8 +6,9 @@
 //! with, and a short cache of look-ups. Never logs or caches a password.
 //!
 //! Users found in a directory are usable without being added by hand:
-//! [`ensure_user`] (called before a provision code is sent and before the
-//! first leg of a two-stage login) asks the directories, first match wins,
+//! [`ensure_user`] (called before a provision code is sent, and in the
+//! first leg of a two-stage login once the directory password was found
+//! right) asks the directories, first match wins,
 //! and creates the user's record (`directory` = the plugin entry's name,
 //! email, phone, groups and enabled from the directory, no PIN). A
 //! directory user without a PIN gets a random one at first use, sent over
@@ -47,6 +48,13 @@ pub const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(10);
 pub const CACHE_MAX_ENTRIES: usize = 4096;
 /// The default `sync_interval` of a `[[directory]]` entry.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(3600);
+/// A sync may disable at most this many users without `--force`, whatever
+/// the share (see [`sync_refused`]).
+pub const SYNC_MAX_DISABLE: usize = 10;
+/// A sync disabling more than [`SYNC_MAX_DISABLE`] users may disable at
+/// most this share (percent) of the directory's enabled users without
+/// `--force`.
+pub const SYNC_MAX_DISABLE_PERCENT: usize = 25;
 /// How often the scheduler looks whether a sync is due.
 const SCHEDULER_TICK: Duration = Duration::from_secs(15);
 /// Longest user name taken from a directory.
@@ -69,6 +77,21 @@ pub enum DirectoryError {
     /// A sync of this directory is already running.
     #[error("a sync of directory {0:?} is already running")]
     SyncRunning(String),
+    /// The sync would disable too many of the directory's users (see
+    /// [`sync_refused`]); nothing changed. Usually a wrong `list_filter`,
+    /// `base_dn` or a lost read right; `--force` applies it anyway.
+    #[error(
+        "directory {directory} sync refused: it would disable {disable} of {enabled} users; \
+         check list_filter/base_dn, or run `pinwheelctl directory sync {directory} --force`"
+    )]
+    SyncRefused {
+        /// The `[[directory]]` entry's name.
+        directory: String,
+        /// Users the sync would disable.
+        disable: usize,
+        /// The directory's enabled users now.
+        enabled: usize,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -389,18 +412,34 @@ fn issue_pin(app: &App, username: &str) -> Result<(), DirectoryError> {
 ///
 /// Errors: the user's directory is not loaded; the plugin failed.
 pub fn check_password(app: &App, user: &UserRow, password: &[u8]) -> Result<bool, DirectoryError> {
+    check_password_in(app, &user.directory, &user.name, password)
+}
+
+/// Whether `password` is the password of `username` in the `[[directory]]`
+/// entry `directory` (from a thread that may block), for a user who may
+/// have no record yet (a [`Found`] of [`lookup_blocking`]): checked before
+/// any record is created or PIN sent. An empty password, or one that is
+/// not UTF-8, is refused without asking the directory.
+///
+/// Errors: no loaded directory of that name; the plugin failed.
+pub fn check_password_in(
+    app: &App,
+    directory: &str,
+    username: &str,
+    password: &[u8],
+) -> Result<bool, DirectoryError> {
     if password.is_empty() {
         return Ok(false);
     }
     let plugin = app
         .directories
-        .get(&user.directory)
-        .ok_or_else(|| DirectoryError::Unknown(user.directory.clone()))?;
+        .get(directory)
+        .ok_or_else(|| DirectoryError::Unknown(directory.to_string()))?;
     let Ok(password) = std::str::from_utf8(password) else {
         return Ok(false);
     };
     let request = Request::CheckPassword {
-        username: user.name.clone(),
+        username: username.to_string(),
         password: password.to_string(),
     };
     let answer = plugin.call_blocking(&request);
@@ -468,6 +507,25 @@ pub fn plan_sync(stored: &[DirectoryMember], listed: &[(String, DirectoryAttribu
     plan
 }
 
+/// Whether a sync whose listing holds `listed` users and that would
+/// disable `disable` users of a directory with `enabled` enabled users
+/// (before the sync) must be refused without `--force`: when the listing
+/// is empty and it would disable anyone (the usual sign of a wrong
+/// `list_filter` or `base_dn`, or a lost read right), or when it would
+/// disable more than [`SYNC_MAX_DISABLE`] users *and* more than
+/// [`SYNC_MAX_DISABLE_PERCENT`] percent of `enabled`. Disabling nobody is
+/// never refused.
+pub fn sync_refused(listed: usize, disable: usize, enabled: usize) -> bool {
+    if disable == 0 {
+        return false;
+    }
+    if listed == 0 {
+        return true;
+    }
+    disable > SYNC_MAX_DISABLE
+        && (disable as u128) * 100 > (enabled as u128) * (SYNC_MAX_DISABLE_PERCENT as u128)
+}
+
 /// What a sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyncReport {
@@ -488,10 +546,13 @@ pub struct SyncReport {
 
 /// Synchronises directory `name` now (from a thread that may block): see
 /// the module documentation. All changes are written in one transaction.
+/// Without `force`, a sync that would disable too many users
+/// ([`sync_refused`]) changes nothing and is logged at ERROR; the
+/// scheduled sync never forces.
 ///
-/// Errors: [`DirectoryError::Unknown`], `SyncRunning`, the plugin's failure
-/// (nothing changed), store failures (nothing changed).
-pub fn sync(app: &App, name: &str) -> Result<SyncReport, DirectoryError> {
+/// Errors: [`DirectoryError::Unknown`], `SyncRunning`, `SyncRefused`, the
+/// plugin's failure (nothing changed), store failures (nothing changed).
+pub fn sync(app: &App, name: &str, force: bool) -> Result<SyncReport, DirectoryError> {
     let plugin = app
         .directories
         .get(name)
@@ -507,7 +568,7 @@ pub fn sync(app: &App, name: &str) -> Result<SyncReport, DirectoryError> {
     }
     let _running = Running(app, name);
     lock(&app.directories.last_sync).insert(name.to_string(), Instant::now());
-    let result = sync_with(app, &plugin);
+    let result = sync_with(app, &plugin, force);
     match &result {
         Ok(r) => tracing::info!(
             "directory {name} sync: {} listed, {} updated, {} created, {} disabled{}",
@@ -521,12 +582,13 @@ pub fn sync(app: &App, name: &str) -> Result<SyncReport, DirectoryError> {
                 String::new()
             }
         ),
+        Err(e @ DirectoryError::SyncRefused { .. }) => tracing::error!("{e}"),
         Err(e) => tracing::warn!("directory {name} sync failed, nothing changed: {e}"),
     }
     result
 }
 
-fn sync_with(app: &App, plugin: &PluginHandle) -> Result<SyncReport, DirectoryError> {
+fn sync_with(app: &App, plugin: &PluginHandle, force: bool) -> Result<SyncReport, DirectoryError> {
     let name = plugin.name();
     let listing: Vec<DirectoryUser> = plugin.call_blocking(&Request::ListUsers)?;
     let mut skipped = 0;
@@ -543,6 +605,15 @@ fn sync_with(app: &App, plugin: &PluginHandle) -> Result<SyncReport, DirectoryEr
     let report = app.store.transaction(|tx| {
         let stored = users::members_of(tx, name)?;
         let plan = plan_sync(&stored, &listed);
+        let enabled = stored.iter().filter(|m| m.enabled).count();
+        if !force && sync_refused(listed.len(), plan.disables.len(), enabled) {
+            // Nothing written yet: the transaction rolls back.
+            return Err(DirectoryError::SyncRefused {
+                directory: name.to_string(),
+                disable: plan.disables.len(),
+                enabled,
+            });
+        }
         let mut report = SyncReport {
             directory: name.to_string(),
             listed: listed.len(),
@@ -571,10 +642,10 @@ fn sync_with(app: &App, plugin: &PluginHandle) -> Result<SyncReport, DirectoryEr
                 Ok(_) => report.created += 1,
                 // A local user or another directory's has the name.
                 Err(StoreError::Duplicate(_)) => report.skipped += 1,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok::<_, StoreError>(report)
+        Ok::<_, DirectoryError>(report)
     })?;
     app.directories.clear_cache();
     Ok(report)
@@ -608,7 +679,7 @@ pub async fn run_scheduled_sync(app: Arc<App>, mut shutdown: tokio::sync::watch:
             }
             let app = app.clone();
             // Errors are logged by `sync`.
-            let _ = tokio::task::spawn_blocking(move || sync(&app, &name)).await;
+            let _ = tokio::task::spawn_blocking(move || sync(&app, &name, false)).await;
         }
     }
 }
@@ -748,5 +819,27 @@ mod tests {
             &[],
         );
         assert_eq!(plan.disables, vec![1, 2]);
+    }
+
+    #[test]
+    fn sync_refuses_to_disable_too_many() {
+        // Nothing to disable: never refused, even with an empty listing.
+        assert!(!sync_refused(0, 0, 0));
+        assert!(!sync_refused(0, 0, 56));
+        assert!(!sync_refused(100, 0, 100));
+        // An empty listing that would disable anyone: refused.
+        assert!(sync_refused(0, 56, 56));
+        assert!(sync_refused(0, 1, 1));
+        // A few users gone: applied, whatever the share.
+        assert!(!sync_refused(1, 1, 2));
+        assert!(!sync_refused(5, SYNC_MAX_DISABLE, SYNC_MAX_DISABLE));
+        // More than SYNC_MAX_DISABLE but at most the share: applied.
+        assert!(!sync_refused(75, 25, 100));
+        assert!(!sync_refused(900, 100, 1000));
+        // More than SYNC_MAX_DISABLE and more than the share: refused.
+        assert!(sync_refused(74, 26, 100));
+        assert!(sync_refused(3, 56, 56));
+        // Huge counts do not overflow.
+        assert!(sync_refused(1, usize::MAX, usize::MAX));
     }
 }

@@ -109,26 +109,15 @@ async fn request_code(
         );
     }
     // Answer at once and send in the background, so the answer and its
-    // timing are the same whether or not the user exists. At most
-    // [`crate::daemon::PENDING_SENDS`] sends wait at once; beyond that requests are dropped.
-    match app.pending_provision_sends.clone().try_acquire_owned() {
-        Ok(permit) => {
-            tokio::task::spawn_blocking(move || {
-                let source = Source::Api { addr: Some(peer) };
-                // The outcome is in the audit trail (and its log line).
-                let _ = provision::send_code(&app, &username, &source);
-                drop(permit);
-            });
-        }
-        Err(_) => {
-            if app.audit.allow_unauthenticated() {
-                tracing::warn!(
-                    user = ?username,
-                    "provision code request dropped: too many requests waiting to be sent"
-                );
-            }
-        }
-    }
+    // timing are the same whether or not the user exists. Pending sends are
+    // bounded per transport (and for directory look-ups), see
+    // `provision::queue`; beyond that requests are dropped with a WARN.
+    let name = username.clone();
+    provision::queue::in_background(&app, &name, "provision code request", move |app| {
+        let source = Source::Api { addr: Some(peer) };
+        // The outcome is in the audit trail (and its log line).
+        let _ = provision::send_code(app, &username, &source);
+    });
     // Same answer whatever happened: the page must not reveal who exists.
     (
         StatusCode::ACCEPTED,

@@ -2,8 +2,9 @@
 //! Each refusal is a [`LoadError`] naming the file and saying why.
 
 use std::ffi::{c_void, CStr};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 use pinwheel_sdk::ffi::{Buffer, PluginTableV1, ENTRY_SYMBOL, STATUS_OK, STATUS_PANIC};
 use pinwheel_sdk::{PluginKind, ABI_VERSION};
@@ -25,6 +26,13 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
+    /// The plugin file was replaced on disk while its library is loaded:
+    /// `dlopen` would return the old code, so only a restart applies it.
+    #[error("plugin {file} changed on disk since it was loaded; a reload cannot replace loaded plugin code: restart pinwheeld (systemctl restart pinwheeld)")]
+    Replaced {
+        /// The plugin file.
+        file: String,
+    },
     /// The plugin refused its config (or panicked building itself).
     #[error("plugin {file} ({implementation}) could not start: {reason}")]
     Init {
@@ -44,9 +52,26 @@ fn refused(file: &str, reason: impl Into<String>) -> LoadError {
     }
 }
 
+/// Checks that `uid` may own a plugin file or one of its folders: root, or
+/// the daemon's own user (`euid`); only root when the daemon runs as root.
+fn check_owner(uid: u32, euid: u32) -> Result<(), String> {
+    if uid == 0 || uid == euid {
+        Ok(())
+    } else if euid == 0 {
+        Err(format!(
+            "owned by uid {uid}, not root, and the daemon runs as root; run chown root: on it"
+        ))
+    } else {
+        Err(format!(
+            "owned by uid {uid}, neither root nor the daemon's user (uid {euid}); run chown root: on it"
+        ))
+    }
+}
+
 /// Checks a plugin file's metadata (of the file itself, symlinks followed):
-/// a regular file, not writable by group or others, and owned by root when
-/// the daemon runs as root (`euid` 0). Returns why not.
+/// a regular file, not writable by group or others, and owned by root or the
+/// daemon's user (`euid`); only by root when the daemon runs as root
+/// (`euid` 0). Returns why not.
 pub fn check_file(meta: &std::fs::Metadata, euid: u32) -> Result<(), String> {
     if !meta.is_file() {
         return Err("not a regular file".into());
@@ -57,31 +82,115 @@ pub fn check_file(meta: &std::fs::Metadata, euid: u32) -> Result<(), String> {
             "writable by group or others (mode {mode:04o}); run chmod go-w on it"
         ));
     }
-    if euid == 0 && meta.uid() != 0 {
+    check_owner(meta.uid(), euid)
+}
+
+/// Checks one folder on the way from a plugin file up to `/`: a folder (not
+/// a symlink), owned by root or the daemon's user (`euid`; only root when
+/// the daemon runs as root), and not writable by group or others, since
+/// whoever may write it could swap the entry below it. A sticky folder
+/// (`/tmp`, mode 1777) is accepted when its entry on the way (owned by
+/// `entry_uid`) has a trusted owner: then nobody else may rename or
+/// replace it. `folder` is only used to name it. Returns why not.
+pub fn check_folder(
+    folder: &Path,
+    meta: &std::fs::Metadata,
+    entry_uid: u32,
+    euid: u32,
+) -> Result<(), String> {
+    let name = folder.display();
+    if !meta.is_dir() {
+        return Err(format!("{name} is not a folder"));
+    }
+    check_owner(meta.uid(), euid).map_err(|e| format!("folder {name} is {e}"))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !(sticky && check_owner(entry_uid, euid).is_ok()) {
         return Err(format!(
-            "owned by uid {}, not root, and the daemon runs as root; run chown root: on it",
-            meta.uid()
+            "folder {name} is writable by group or others (mode {mode:04o}); run chmod go-w on it"
         ));
     }
     Ok(())
 }
 
-/// Checks the folder holding a plugin file: not writable by others (anyone
-/// could swap the file) and owned by root when the daemon runs as root.
-pub fn check_folder(meta: &std::fs::Metadata, euid: u32) -> Result<(), String> {
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o002 != 0 {
-        return Err(format!(
-            "its folder is writable by others (mode {mode:04o}); run chmod o-w on it"
-        ));
-    }
-    if euid == 0 && meta.uid() != 0 {
-        return Err(format!(
-            "its folder is owned by uid {}, not root, and the daemon runs as root",
-            meta.uid()
-        ));
+/// Checks every folder from the one holding `resolved` (a path without
+/// symlinks, from [`std::fs::canonicalize`]) up to `/` with
+/// [`check_folder`]; `file_uid` owns the file itself. Returns why not,
+/// naming the first folder that fails.
+pub fn check_folders(resolved: &Path, file_uid: u32, euid: u32) -> Result<(), String> {
+    let mut entry_uid = file_uid;
+    for folder in resolved.ancestors().skip(1) {
+        if folder.as_os_str().is_empty() {
+            break;
+        }
+        let meta = std::fs::symlink_metadata(folder)
+            .map_err(|e| format!("cannot read its folder {}: {e}", folder.display()))?;
+        check_folder(folder, &meta, entry_uid, euid)?;
+        entry_uid = meta.uid();
     }
     Ok(())
+}
+
+/// What tells a replaced plugin file from the one loaded: device, inode,
+/// size and modification time (nanoseconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl FileIdentity {
+    /// The identity of the file `meta` describes.
+    pub fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
+
+    /// Same file (device and inode), whatever its size or time.
+    fn same_file(&self, other: &FileIdentity) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// A library opened from a plugin file, with the resolved path and the
+/// identity of the file it was opened from. Closed (`dlclose`) when the
+/// last plugin handle using it is gone.
+pub(super) struct OpenedLibrary {
+    /// Kept for its `Drop` (`dlclose`).
+    _library: libloading::Library,
+    path: PathBuf,
+    identity: FileIdentity,
+}
+
+impl std::fmt::Debug for OpenedLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedLibrary")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The plugin libraries open in this process, by resolved path: `dlopen`
+/// of a path already open returns the library already loaded, whatever the
+/// file holds now, so a load must know what is open.
+static OPENED: Mutex<Vec<Weak<OpenedLibrary>>> = Mutex::new(Vec::new());
+
+/// The identities of the libraries open from `path`, forgetting closed ones.
+fn opened_from(opened: &mut Vec<Weak<OpenedLibrary>>, path: &Path) -> Vec<FileIdentity> {
+    opened.retain(|weak| weak.strong_count() > 0);
+    opened
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|lib| lib.path == path)
+        .map(|lib| lib.identity)
+        .collect()
 }
 
 /// Reads a NUL-terminated label from a plugin table, shortened and without
@@ -242,26 +351,71 @@ pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
 }
 
 /// Checks and opens a plugin file; returns its table and the library.
+///
+/// The path is resolved first (symlinks followed) and the resolved file is
+/// opened once; the checks run on that open file and on every folder from
+/// it up to `/`. After `dlopen` (of the resolved path) the path must still
+/// name the file that was checked, or the library is refused.
 fn open_file(
     path: &Path,
     file: &str,
-) -> Result<(*const PluginTableV1, libloading::Library), LoadError> {
+) -> Result<(*const PluginTableV1, Arc<OpenedLibrary>), LoadError> {
     let euid = nix::unistd::geteuid().as_raw();
-    let meta =
-        std::fs::metadata(path).map_err(|e| refused(file, format!("cannot read it: {e}")))?;
+    let resolved =
+        std::fs::canonicalize(path).map_err(|e| refused(file, format!("cannot read it: {e}")))?;
+    // Errors name the link and what it resolves to.
+    let label = if resolved == path {
+        file.to_string()
+    } else {
+        format!("{file} (-> {})", resolved.display())
+    };
+    let file = label.as_str();
+    // Kept open until the library is loaded: the checks below are of this
+    // very file, whatever happens to the path meanwhile. O_NOFOLLOW: the
+    // resolved path has no symlink left; O_NONBLOCK: a FIFO does not hang.
+    let opened = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&resolved)
+        .map_err(|e| refused(file, format!("cannot open it: {e}")))?;
+    let meta = opened
+        .metadata()
+        .map_err(|e| refused(file, format!("cannot read it: {e}")))?;
     check_file(&meta, euid).map_err(|reason| refused(file, reason))?;
-    if let Some(folder) = path.parent() {
-        let meta = std::fs::metadata(folder)
-            .map_err(|e| refused(file, format!("cannot read its folder: {e}")))?;
-        check_folder(&meta, euid).map_err(|reason| refused(file, reason))?;
+    check_folders(&resolved, meta.uid(), euid).map_err(|reason| refused(file, reason))?;
+    let identity = FileIdentity::of(&meta);
+    // Held while opening: two loads of one path never race each other.
+    let mut registry = OPENED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if opened_from(&mut registry, &resolved)
+        .iter()
+        .any(|loaded| *loaded != identity)
+    {
+        return Err(LoadError::Replaced {
+            file: file.to_string(),
+        });
     }
     let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
     // SAFETY: opening a library runs its initialisers. The file passed the
     // checks above (a regular file that only root, or the daemon's own
-    // user, can change), which is the trust the administrator gave it by
-    // naming it in the config.
-    let library = unsafe { libloading::os::unix::Library::open(Some(path), flags) }
+    // user, can change, in folders nobody else can write), which is the
+    // trust the administrator gave it by naming it in the config.
+    let library = unsafe { libloading::os::unix::Library::open(Some(&resolved), flags) }
         .map_err(|e| refused(file, format!("cannot be loaded: {e}")))?;
+    // The path must still name the checked file: otherwise another file
+    // may have been loaded in its place.
+    let after = std::fs::metadata(&resolved).map(|m| FileIdentity::of(&m));
+    if !after.is_ok_and(|after| after.same_file(&identity)) {
+        drop(library);
+        return Err(refused(
+            file,
+            format!(
+                "plugin file {} changed while it was being loaded",
+                resolved.display()
+            ),
+        ));
+    }
     type Entry = extern "C" fn() -> *const PluginTableV1;
     // SAFETY: the symbol is declared by pinwheel-sdk's export macro with
     // exactly this signature; a library with another symbol of that name is
@@ -275,7 +429,14 @@ fn open_file(
             )
         })?;
     let table = entry();
-    Ok((table, libloading::Library::from(library)))
+    let library = Arc::new(OpenedLibrary {
+        _library: libloading::Library::from(library),
+        path: resolved,
+        identity,
+    });
+    registry.push(Arc::downgrade(&library));
+    drop(opened);
+    Ok((table, library))
 }
 
 #[cfg(test)]
@@ -311,17 +472,149 @@ mod tests {
         }
     }
 
+    fn mkdir(path: &Path, mode: u32) {
+        std::fs::create_dir_all(path).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     #[test]
-    fn folder_checks_name_the_reason() {
+    fn folder_checks_name_the_folder_and_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let me = nix::unistd::geteuid().as_raw();
         let sub = dir.path().join("plugins");
-        std::fs::create_dir(&sub).unwrap();
-        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(check_folder(&std::fs::metadata(&sub).unwrap(), me).is_ok());
-        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = check_folder(&std::fs::metadata(&sub).unwrap(), me).unwrap_err();
-        assert!(e.contains("folder is writable by others"), "{e}");
+        let check = |mode: u32, entry_uid: u32, euid: u32| {
+            mkdir(&sub, mode);
+            check_folder(&sub, &std::fs::metadata(&sub).unwrap(), entry_uid, euid)
+        };
+        assert!(check(0o755, me, me).is_ok());
+        let e = check(0o777, me, me).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "folder {} is writable by group or others (mode 0777); run chmod go-w on it",
+                sub.display()
+            )
+        );
+        // Group-writable is as bad as others-writable.
+        let e = check(0o775, me, me).unwrap_err();
+        assert!(e.contains("writable by group or others (mode 0775)"), "{e}");
+        // A sticky folder (like /tmp) is fine when the entry on the way has
+        // a trusted owner, and refused when anyone else owns it.
+        assert!(check(0o1777, me, me).is_ok());
+        assert!(check(0o1777, 0, me).is_ok());
+        let e = check(0o1777, 4242, me).unwrap_err();
+        assert!(e.contains("(mode 1777)"), "{e}");
+        let file = dir.path().join("libx.so");
+        std::fs::write(&file, b"x").unwrap();
+        let e = check_folder(&file, &std::fs::metadata(&file).unwrap(), me, me).unwrap_err();
+        assert!(e.ends_with("libx.so is not a folder"), "{e}");
+        mkdir(&sub, 0o755);
+        let meta = std::fs::metadata(&sub).unwrap();
+        if me == 0 {
+            // Owned by root: fine for any daemon user; owned by another
+            // user: refused for a root daemon.
+            assert!(check_folder(&sub, &meta, 0, 4242).is_ok());
+            nix::unistd::chown(&sub, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            let meta = std::fs::metadata(&sub).unwrap();
+            let e = check_folder(&sub, &meta, 0, 0).unwrap_err();
+            assert!(
+                e.contains(&format!(
+                    "folder {} is owned by uid 65534, not root",
+                    sub.display()
+                )),
+                "{e}"
+            );
+        } else {
+            let e = check_folder(&sub, &meta, 0, 0).unwrap_err();
+            assert!(
+                e.contains(&format!("is owned by uid {me}, not root")),
+                "{e}"
+            );
+            let e = check_folder(&sub, &meta, 0, me + 1).unwrap_err();
+            assert!(e.contains("neither root nor the daemon's user"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_whole_folder_chain_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let (a, b) = (root.join("a"), root.join("a/b"));
+        mkdir(&b, 0o755);
+        let file = b.join("libp.so");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(check_folders(&file, me, me).is_ok());
+        // A writable folder two levels up could swap `b` for a folder of
+        // its own: refused, naming that folder.
+        for mode in [0o777, 0o775, 0o757] {
+            mkdir(&a, mode);
+            let e = check_folders(&file, me, me).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "folder {} is writable by group or others",
+                    a.display()
+                )),
+                "{e}"
+            );
+        }
+        mkdir(&a, 0o755);
+        mkdir(&b, 0o770);
+        let e = check_folders(&file, me, me).unwrap_err();
+        assert!(e.starts_with(&format!("folder {} ", b.display())), "{e}");
+    }
+
+    #[test]
+    fn a_symlink_is_checked_where_it_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let (good, open) = (root.join("plugins"), root.join("ww"));
+        mkdir(&good, 0o755);
+        mkdir(&open, 0o777);
+        let target = open.join("libww.so");
+        std::fs::write(&target, b"not an ELF file").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = good.join("linkww.so");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let spec = PluginSpec {
+            name: "mail".into(),
+            kind: PluginKind::Transport,
+            source: PluginSource::File(link.clone()),
+            timeout: std::time::Duration::from_secs(1),
+            max_concurrent: 1,
+            config: serde_json::json!({}),
+        };
+        let e = load(&spec).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "plugin {} (-> {}) refused: folder {} is writable by group or others (mode 0777); run chmod go-w on it",
+                link.display(),
+                target.display(),
+                open.display()
+            )
+        );
+        // Moved to a safe folder, the same link passes the checks (and is
+        // then refused as what it is: not a library).
+        mkdir(&open, 0o755);
+        let e = load(&spec).unwrap_err().to_string();
+        assert!(e.contains("refused: cannot be loaded"), "{e}");
+    }
+
+    #[test]
+    fn file_identity_tells_a_replaced_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("libv.so");
+        std::fs::write(&path, b"one").unwrap();
+        let first = FileIdentity::of(&std::fs::metadata(&path).unwrap());
+        assert_eq!(first, FileIdentity::of(&std::fs::metadata(&path).unwrap()));
+        // Replaced the way `install` and `cp --remove-destination` do it.
+        std::fs::remove_file(&path).unwrap();
+        let keep = dir.path().join("keep");
+        std::fs::write(&keep, b"hold the inode").unwrap();
+        std::fs::write(&path, b"the second one").unwrap();
+        let second = FileIdentity::of(&std::fs::metadata(&path).unwrap());
+        assert_ne!(first, second);
     }
 
     #[test]

@@ -2,10 +2,15 @@
 //! safely. The only module of the daemon with `unsafe` code (the C ABI of
 //! `pinwheel-sdk`, through `libloading`).
 //!
-//! [`load`] checks a plugin file before opening it (a regular file, not
-//! writable by group or others, owned by root when the daemon runs as root),
-//! opens it, checks its table (ABI version, size, kind) and builds the plugin
-//! from its config JSON. The built-in spool transport is called through the
+//! [`load`] resolves a plugin file's path (symlinks followed), opens the
+//! resolved file and checks it (a regular file, not writable by group or
+//! others, owned by root or the daemon's user, only root when the daemon runs
+//! as root) and every folder from it up to `/` (the same rules, so nobody
+//! else can swap the file or a folder on its way), loads it and makes sure
+//! the path still names the checked file, checks its table (ABI version,
+//! size, kind) and builds the plugin from its config JSON. A file replaced on
+//! disk while its library is loaded is refused ([`LoadError::Replaced`]):
+//! `dlopen` would hand back the old code, so only a restart can apply it. The built-in spool transport is called through the
 //! very same table and JSON calls, only without a file.
 //!
 //! Every call runs on a thread of its own, after taking one of the plugin's
@@ -31,7 +36,7 @@ use pinwheel_sdk::protocol::{self, Request};
 use pinwheel_sdk::PluginKind;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use load::{check_file, check_folder, load, LoadError};
+pub use load::{check_file, check_folder, check_folders, load, FileIdentity, LoadError};
 
 /// Largest answer accepted from a plugin, in bytes (a directory listing
 /// thousands of users fits easily).
@@ -104,7 +109,7 @@ struct Inner {
     handle: *mut c_void,
     slots: Arc<Semaphore>,
     /// Declared last: closed after `Drop::drop` has called `shutdown`.
-    _library: Option<libloading::Library>,
+    _library: Option<Arc<load::OpenedLibrary>>,
 }
 
 // SAFETY: `table` points to an immutable table (function pointers and
@@ -282,7 +287,7 @@ impl PluginHandle {
         info: PluginInfo,
         table: *const PluginTableV1,
         handle: *mut c_void,
-        library: Option<libloading::Library>,
+        library: Option<Arc<load::OpenedLibrary>>,
     ) -> PluginHandle {
         let slots = Arc::new(Semaphore::new(info.max_concurrent.max(1)));
         PluginHandle {

@@ -9,6 +9,7 @@
 //! failure of a code looks the same to the caller ([`ProvisionError::Failure`],
 //! "Provision Failure"), whatever the cause. Never logs a code or token.
 
+pub mod queue;
 pub mod reset;
 
 use base64::Engine as _;

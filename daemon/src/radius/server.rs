@@ -9,8 +9,10 @@
 //! [`crate::auth::check_code`]) to the store's decision thread, bounded by
 //! `radius.max_in_flight`. That thread commits a batch of decisions at once
 //! and then encodes and sends each reply: a reply is sent only after the
-//! spent index is committed. Drops are logged at most a few times a second, so a
-//! flood cannot fill the journal. Never logs a password, code or secret.
+//! spent index is committed. Two-stage first legs run as tasks in a pool of
+//! their own ([`MAX_FIRST_LEGS`]), answered no sooner than
+//! `dual_channel.first_leg_min_delay` after they arrived. Drops are logged
+//! at most a few times a second, so a flood cannot fill the journal. Never logs a password, code or secret.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +35,12 @@ const REPLY_CACHE_TTL: Duration = Duration::from_secs(30);
 const DRAIN_MAX_DATAGRAMS: usize = 4096;
 /// Most entries in the reply cache; older ones are evicted beyond this.
 const REPLY_CACHE_MAX: usize = 65_536;
+/// Most two-stage first legs being handled at once (across all clients).
+/// They wait for directories, Argon2 and transports, so they have this pool
+/// of their own instead of `radius.max_in_flight`'s slots: a hung directory
+/// under a flood of first legs cannot slow down PAP requests, second legs
+/// or Status-Server. More are dropped (logged, rate-limited); the NAS retries.
+pub const MAX_FIRST_LEGS: usize = 32;
 
 /// The RADIUS clients in effect, behind a lock so that a reload (SIGHUP) can
 /// swap them whole. The receive loop takes one snapshot (an `Arc` clone) per
@@ -247,6 +255,8 @@ struct Server {
     cache: Mutex<ReplyCache>,
     limiter: LogLimiter,
     in_flight: Arc<Semaphore>,
+    /// Slots of two-stage first legs ([`MAX_FIRST_LEGS`]).
+    first_legs: Arc<Semaphore>,
     /// For the rare sends that cannot complete at once, and first legs.
     runtime: tokio::runtime::Handle,
 }
@@ -318,6 +328,7 @@ pub async fn serve(
         cache: Mutex::new(ReplyCache::default()),
         limiter: LogLimiter::new(),
         in_flight: Arc::new(Semaphore::new(max)),
+        first_legs: Arc::new(Semaphore::new(MAX_FIRST_LEGS)),
         runtime: tokio::runtime::Handle::current(),
     });
     // One byte more than the largest legal packet, to detect oversize ones.
@@ -373,10 +384,10 @@ pub async fn serve(
         handle_datagram(&server, &buf[..len], from, permit);
     }
     // Drain: every permit back means every in-flight request was answered.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(10),
-        server.in_flight.acquire_many(max as u32),
-    )
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = server.in_flight.acquire_many(max as u32).await;
+        let _ = server.first_legs.acquire_many(MAX_FIRST_LEGS as u32).await;
+    })
     .await;
 }
 
@@ -806,7 +817,15 @@ fn access_request(pending: Pending) {
     match (two_stage, state, proof) {
         (true, None, proof @ (Proof::Pap(_) | Proof::Nothing)) => {
             // First leg: directory password (or none) -> Access-Challenge.
-            // Argon2 and the transport are slow: a task, not the store thread.
+            // Directories, Argon2 and the transport are slow: a task, not the
+            // store thread, holding a first-leg slot instead of the shared one.
+            let Ok(slot) = pending.server.first_legs.clone().try_acquire_owned() else {
+                return pending.drop_with(&format!(
+                    "client {nas}: {MAX_FIRST_LEGS} two-stage first legs already waiting; the NAS will retry"
+                ));
+            };
+            let mut pending = pending;
+            drop(std::mem::replace(&mut pending.permit, slot));
             let password = match proof {
                 Proof::Pap(p) => p,
                 _ => Vec::new(),
@@ -908,7 +927,10 @@ fn access_request(pending: Pending) {
 }
 
 /// The first leg of a two-stage login, as a task: the directory password
-/// check and the transport send run on the blocking pool.
+/// check and the transport send run on the blocking pool. Its answer
+/// (Challenge or Reject) is sent no sooner than
+/// `dual_channel.first_leg_min_delay` after the request arrived (an async
+/// sleep of this task), so the time does not reveal who exists.
 async fn first_leg(
     pending: Pending,
     user: String,
@@ -922,6 +944,10 @@ async fn first_leg(
         auth::challenge::start(&app, &name, &password, &nas, &source)
     })
     .await;
+    let not_before = pending.received + pending.server.app.config.dual_channel.first_leg_min_delay;
+    let padded = async {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(not_before)).await;
+    };
     let leg = match leg {
         Ok(Ok(leg)) => leg,
         Ok(Err(e)) => {
@@ -935,6 +961,7 @@ async fn first_leg(
     };
     match leg {
         auth::challenge::FirstLeg::Challenge { state } => {
+            padded.await;
             tracing::info!(user = ?user, nas = %pending.client().name, source = %pending.from, "Access-Challenge");
             pending.finish(Some((
                 Code::AccessChallenge,
@@ -945,6 +972,7 @@ async fn first_leg(
             )))
         }
         auth::challenge::FirstLeg::Reject(r) => {
+            padded.await;
             let reply = decided(&pending, &user, Decision::Reject(r), &[], None);
             pending.finish(Some(reply))
         }

@@ -172,14 +172,10 @@ impl Config {
     ///
     /// Errors: [`PluginError::config`] naming the key at fault.
     pub fn from_json(config: serde_json::Value) -> Result<Config, PluginError> {
-        let settings: Settings = serde_path_to_error::deserialize(config).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." || path.is_empty() {
-                PluginError::config(format!("directory-ldap: config: {}", e.inner()))
-            } else {
-                bad(&path, e.inner())
-            }
-        })?;
+        // Never echoes a value: an inline `bind_password` of the wrong type
+        // stays out of the log.
+        let settings: Settings = pinwheel_sdk::scrub::parse_config(config)
+            .map_err(|e| PluginError::config(format!("directory-ldap: {e}")))?;
         Config::check(settings)
     }
 

@@ -294,7 +294,8 @@ impl Plugin for Http {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn new(config: serde_json::Value) -> Result<Self, PluginError> {
-        let settings: Settings = serde_json::from_value(config).map_err(config_error)?;
+        // Never echoes a value: an inline secret of the wrong type stays out.
+        let settings: Settings = pinwheel_sdk::scrub::parse_config(config).map_err(config_error)?;
 
         if !(1..=300).contains(&settings.timeout) {
             return Err(config_error(format!(
@@ -458,20 +459,14 @@ const MAX_ANSWER: u64 = 64 * 1024;
 /// The most of the gateway's answer that goes into an error.
 const MAX_SNIPPET: usize = 200;
 
-/// Everything of `message` that must not reach an error: its text and its
-/// values (but the user name), raw and in every escaped form.
+/// Everything of `message` that must not reach an error: its text, body,
+/// their lines and its values (but the user name), raw and in every escaped
+/// form ([`pinwheel_sdk::scrub::message_secrets`]).
 fn secrets(message: &Message, text: &str) -> Vec<String> {
-    let mut raw: Vec<&str> = vec![text, message.body.as_str()];
-    raw.extend(
-        message
-            .values
-            .iter()
-            .filter(|(k, _)| k.as_str() != "username")
-            .map(|(_, v)| v.as_str()),
-    );
+    let raw = pinwheel_sdk::scrub::message_secrets(message, &[text]);
     let mut all = Vec::new();
-    for value in raw.into_iter().filter(|v| !v.trim().is_empty()) {
-        all.push(value.to_string());
+    for value in &raw {
+        all.push(value.clone());
         for f in [escape::percent, escape::form, escape::json] {
             let mut escaped = String::new();
             f(value, &mut escaped);
@@ -487,21 +482,7 @@ fn secrets(message: &Message, text: &str) -> Vec<String> {
 /// `answer` with every secret cut out and control characters replaced,
 /// cut to [`MAX_SNIPPET`] bytes.
 fn scrub(answer: &str, secrets: &[String]) -> String {
-    let mut text = answer.to_string();
-    for secret in secrets {
-        if text.contains(secret.as_str()) {
-            text = text.replace(secret.as_str(), "[redacted]");
-        }
-    }
-    let mut out = String::new();
-    for c in text.trim().chars() {
-        if out.len() + c.len_utf8() > MAX_SNIPPET {
-            out.push('…');
-            break;
-        }
-        out.push(if c.is_control() { ' ' } else { c });
-    }
-    out
+    pinwheel_sdk::scrub::scrub(answer, secrets, MAX_SNIPPET)
 }
 
 impl Http {

@@ -215,7 +215,8 @@ impl Plugin for Smtp {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn new(config: serde_json::Value) -> Result<Self, PluginError> {
-        let settings: Settings = serde_json::from_value(config).map_err(config_error)?;
+        // Never echoes a value: an inline secret of the wrong type stays out.
+        let settings: Settings = pinwheel_sdk::scrub::parse_config(config).map_err(config_error)?;
 
         let host = settings.host.trim().to_string();
         if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
@@ -332,24 +333,14 @@ impl Plugin for Smtp {
                 "SMTP relay {}: the connection test failed",
                 self.relay
             ))),
-            Err(e) => Err(self.classify(&e)),
+            // No message was sent: nothing to cut out.
+            Err(e) => Err(self.classify(&e, &[])),
         }
     }
 }
 
-/// At most `max` bytes of `text` (on a character boundary), control
-/// characters replaced by spaces.
-fn clean(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if out.len() + c.len_utf8() > max {
-            out.push('…');
-            break;
-        }
-        out.push(if c.is_control() { ' ' } else { c });
-    }
-    out
-}
+/// The most of the relay's answer that goes into an error, in bytes.
+const MAX_DETAIL: usize = 300;
 
 /// Whether `e` comes from a socket timeout (Linux reports a read timeout
 /// as `WouldBlock`, which lettre's own `is_timeout` misses).
@@ -369,9 +360,11 @@ fn timed_out(e: &lettre::transport::smtp::Error) -> bool {
 
 impl Smtp {
     /// Maps a lettre error to the SDK's kinds: 5xx is `rejected`, anything
-    /// else (4xx, connection, TLS, timeout) `unavailable`.
-    fn classify(&self, e: &lettre::transport::smtp::Error) -> PluginError {
-        let detail = clean(&e.to_string(), 300);
+    /// else (4xx, connection, TLS, timeout) `unavailable`. The relay's text
+    /// goes into the error with every secret of the message cut out
+    /// (`secrets`, see [`pinwheel_sdk::scrub`]): a relay may echo the body.
+    fn classify(&self, e: &lettre::transport::smtp::Error, secrets: &[String]) -> PluginError {
+        let detail = pinwheel_sdk::scrub::scrub(&e.to_string(), secrets, MAX_DETAIL);
         if e.is_permanent() {
             PluginError::rejected(format!(
                 "SMTP relay {} refused the message: {detail}",
@@ -443,6 +436,7 @@ impl Transport for Smtp {
             ))
         })?;
         let (from, subject, body) = self.compose(message)?;
+        let secrets = pinwheel_sdk::scrub::message_secrets(message, &[&subject, &body]);
         let email = lettre::Message::builder()
             .from(from)
             .to(to)
@@ -453,7 +447,7 @@ impl Transport for Smtp {
         self.transport
             .send(&email)
             .map(|_| ())
-            .map_err(|e| self.classify(&e))
+            .map_err(|e| self.classify(&e, &secrets))
     }
 }
 
@@ -704,8 +698,8 @@ mod tests {
     }
 
     #[test]
-    fn clean_truncates_and_removes_controls() {
-        assert_eq!(clean("a\r\nb", 10), "a  b");
-        assert_eq!(clean("ééé", 4), "éé…");
+    fn relay_text_is_cut_and_has_no_controls() {
+        let out = pinwheel_sdk::scrub::scrub("a\r\nb", &[], MAX_DETAIL);
+        assert_eq!(out, "a  b");
     }
 }

@@ -351,6 +351,46 @@ fn refusals_map_to_rejected_and_unavailable() {
 }
 
 #[test]
+fn a_relay_echoing_the_message_in_its_refusal_gets_it_scrubbed() {
+    let sink = Sink::start(&[]);
+    let smtp = Smtp::new(json!({
+        "host": "127.0.0.1", "port": sink.port, "tls": "none", "from": "pinwheel@example.org",
+    }))
+    .unwrap();
+    let mut pin = Message::new(MessageKind::Pin, "alice");
+    pin.email = Some("echo@example.org".into());
+    pin.subject = "Your Pinwheel PIN".into();
+    pin.body = "Hello alice,\r\nYour Pinwheel PIN is: 7314\r\n".into();
+    pin.values.insert("pin".into(), "7314".into());
+    for message in [pin, provision_message("echo-code@example.org")] {
+        let e = smtp.send(&message).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Rejected, "{e}");
+        // The relay's own words stay, so the administrator sees why.
+        assert!(
+            e.message.contains("550") && e.message.contains("message text was"),
+            "{e}"
+        );
+        assert!(e.message.contains("[redacted]"), "{e}");
+        for secret in ["7314", "0123456789", "PIN is"] {
+            assert!(!e.message.contains(secret), "{secret} in {e}");
+        }
+    }
+    assert!(sink.messages().is_empty());
+}
+
+#[test]
+fn an_inline_password_of_the_wrong_type_is_not_echoed() {
+    let Err(e) = Smtp::new(json!({
+        "host": "127.0.0.1", "tls": "none", "from": "pinwheel@example.org",
+        "username": "u", "password": 99887766,
+    })) else {
+        panic!("a number as password was accepted");
+    };
+    assert!(e.message.contains("password"), "{e}");
+    assert!(!e.message.contains("99887766"), "{e}");
+}
+
+#[test]
 fn nothing_listening_is_unavailable() {
     let port = free_port();
     let smtp = Smtp::new(json!({

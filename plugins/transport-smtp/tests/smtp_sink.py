@@ -3,7 +3,9 @@
 Listens on 127.0.0.1 on a port the kernel picks and prints that port on the
 first line of stdout. Every accepted message is saved as one JSON file in
 --dir: {"mail_from", "rcpt_tos", "login", "data"}. Recipients whose local part
-starts with "reject" get 550, with "later" get 450.
+starts with "reject" get 550, with "later" get 450; a message to a recipient
+whose local part starts with "echo" gets 550 at DATA with its text echoed
+(as some relays do with content-filter refusals).
 
   python3 smtp_sink.py --dir DIR [--auth USER:PASSWORD]
                        [--starttls CERT KEY | --implicit CERT KEY]
@@ -34,6 +36,12 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.startswith("echo") for r in envelope.rcpt_tos):
+            text = envelope.content.decode("utf-8", "replace")
+            body = text.replace("\r\n", "\n").split("\n\n", 1)[-1]
+            return "550 5.7.1 refused by content filter, message text was " + " ".join(
+                body.split()
+            )
         self.count += 1
         login = None
         if session.authenticated and isinstance(session.auth_data, LoginPassword):

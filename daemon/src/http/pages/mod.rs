@@ -392,19 +392,16 @@ fn clean_name(name: &str) -> Option<String> {
         .then(|| name.to_string())
 }
 
-/// Runs `job` on the blocking pool in the background (bounded by the
-/// pending-sends semaphore; dropped with a log line when it is full).
-fn in_background(app: &Arc<App>, what: &str, job: impl FnOnce(&App) + Send + 'static) {
-    match app.pending_provision_sends.clone().try_acquire_owned() {
-        Ok(permit) => {
-            let app = app.clone();
-            tokio::task::spawn_blocking(move || {
-                job(&app);
-                drop(permit);
-            });
-        }
-        Err(_) => tracing::warn!("{what} dropped: too many requests waiting to be sent"),
-    }
+/// Runs `job`, a send for `username`, on the blocking pool in the
+/// background, bounded per transport and for directory look-ups (see
+/// `provision::queue`; dropped with a rate-limited WARN when full).
+fn in_background(
+    app: &Arc<App>,
+    username: &str,
+    what: &'static str,
+    job: impl FnOnce(&App) + Send + 'static,
+) {
+    provision::queue::in_background(app, username, what, job);
 }
 
 // ---------------------------------------------------------------------------
@@ -469,7 +466,7 @@ async fn provision_request(
     // Answer at once and send in the background: the answer and its timing
     // are the same whoever the user is.
     if let Some(name) = clean_name(&form.username) {
-        in_background(&app, "provision code request", move |app| {
+        in_background(&app, &name.clone(), "provision code request", move |app| {
             // The outcome is in the audit trail.
             let _ = provision::send_code(app, &name, &Source::Page { addr: peer });
         });
@@ -546,7 +543,7 @@ async fn reset_request(
         Err(r) => return r,
     };
     if let Some(name) = clean_name(&form.username) {
-        in_background(&app, "ResetPIN code request", move |app| {
+        in_background(&app, &name.clone(), "ResetPIN code request", move |app| {
             // The outcome is in the audit trail.
             let _ = reset::send_reset_code(app, &name, &Source::Page { addr: peer });
         });
