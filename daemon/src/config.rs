@@ -605,6 +605,12 @@ pub enum AddressKind {
     Any,
 }
 
+/// Whether every user a transport taking `earlier` can reach, one taking
+/// `later` could reach too (so an earlier catch-all hides the later one).
+fn covers(earlier: AddressKind, later: AddressKind) -> bool {
+    earlier == AddressKind::Any || earlier == later
+}
+
 impl AddressKind {
     /// `"email"`, `"phone"` or `"any"`, as in the config.
     pub fn as_str(self) -> &'static str {
@@ -1010,6 +1016,25 @@ impl Config {
                     ));
                 }
             }
+            if t.groups.is_empty() {
+                if let Some((j, earlier)) = self.transports[..i]
+                    .iter()
+                    .enumerate()
+                    .find(|(_, o)| o.groups.is_empty() && covers(o.address, t.address))
+                {
+                    return Err((
+                        key("address"),
+                        format!(
+                            "transport {:?} can never be chosen: transport[{j}] ({:?}) comes first, has no groups and takes address {:?}, which includes {:?}; put {:?} before it, or give one of them groups",
+                            t.name,
+                            earlier.name,
+                            earlier.address.as_str(),
+                            t.address.as_str(),
+                            t.name
+                        ),
+                    ));
+                }
+            }
             if t.plugin == BUILTIN_SPOOL {
                 match t.config.get("folder") {
                     None => {}
@@ -1377,8 +1402,8 @@ mod tests {
         assert!(e.to_string().contains("transport[0].plugin"), "{e}");
         assert!(e.to_string().contains("line 3"), "{e}");
         let c = parse(
-            "[plugins]\nfolder = \"/opt/pw\"\n[[transport]]\nname = \"m\"\nplugin = \"libx.so\"\n\
-             [[transport]]\nname = \"n\"\nplugin = \"/abs/liby.so\"\n[[transport]]\nname = \"s\"\nplugin = \"spool\"\n",
+            "[plugins]\nfolder = \"/opt/pw\"\n[[transport]]\nname = \"m\"\nplugin = \"libx.so\"\naddress = \"email\"\n\
+             [[transport]]\nname = \"n\"\nplugin = \"/abs/liby.so\"\naddress = \"phone\"\n[[transport]]\nname = \"s\"\nplugin = \"spool\"\n",
         )
         .unwrap();
         assert_eq!(
@@ -1444,6 +1469,30 @@ mod tests {
         let e = parse("[[transport]]\nname = \"s\"\nplugin = \"spool\"\nconfig = { folder = 3 }\n")
             .unwrap_err();
         assert!(e.to_string().contains("transport[0].config"), "{e}");
+    }
+
+    #[test]
+    fn a_transport_hidden_by_an_earlier_catch_all_is_refused() {
+        let entry = |name: &str, address: &str, groups: &str| {
+            format!(
+                "[[transport]]\nname = \"{name}\"\nplugin = \"lib{name}.so\"\naddress = \"{address}\"\ngroups = [{groups}]\n"
+            )
+        };
+        // The spool (any address, no groups) first hides the mail transport.
+        let text = entry("spool", "any", "") + &entry("mail", "email", "");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("transport[1].address"), "{e}");
+        assert!(
+            e.contains("\"mail\" can never be chosen: transport[0] (\"spool\") comes first"),
+            "{e}"
+        );
+        // Same address twice, no groups: the second is hidden too.
+        assert!(parse(&(entry("a", "phone", "") + &entry("b", "phone", ""))).is_err());
+        // Reachable: specific first, catch-all last; or groups on either.
+        parse(&(entry("mail", "email", "") + &entry("spool", "any", ""))).unwrap();
+        parse(&(entry("spool", "any", "") + &entry("sms", "phone", "\"field\""))).unwrap();
+        parse(&(entry("spool", "any", "\"staff\"") + &entry("mail", "email", ""))).unwrap();
+        parse(&(entry("mail", "email", "") + &entry("sms", "any", ""))).unwrap();
     }
 
     #[test]

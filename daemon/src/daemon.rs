@@ -599,7 +599,7 @@ mod tests {
         let before = app.radius_clients.snapshot();
         assert_eq!(before[0].secret.expose(), b"one");
 
-        let extra = "[[transport]]\nname = \"sms\"\nplugin = \"spool\"\naddress = \"phone\"\n\
+        let extra = "[[transport]]\nname = \"sms\"\nplugin = \"spool\"\naddress = \"phone\"\ngroups = [\"field\"]\n\
                      [policy]\nmax_failures = 3\n";
         std::fs::write(&path, config_text(dir.path(), "two", extra)).unwrap();
         let applied = reload(&app, &path).unwrap();
@@ -622,7 +622,8 @@ mod tests {
         let e = reload(&app, &path).unwrap_err();
         assert!(e.starts_with(&format!("{}: line ", path.display())), "{e}");
         assert!(e.contains("bogus"), "{e}");
-        let missing = "[[transport]]\nname = \"mail\"\nplugin = \"/nonexistent/libx.so\"\n";
+        let missing =
+            "[[transport]]\nname = \"mail\"\nplugin = \"/nonexistent/libx.so\"\ngroups = [\"staff\"]\n";
         std::fs::write(&path, config_text(dir.path(), "three", missing)).unwrap();
         let e = reload(&app, &path).unwrap_err();
         assert!(e.starts_with("transport[1] (mail): "), "{e}");

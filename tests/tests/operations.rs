@@ -81,7 +81,7 @@ fn config_check_runs_without_a_daemon_and_names_file_line_and_key() {
     let missing = dir.path().join("plugin.toml");
     std::fs::write(
         &missing,
-        format!("{text}\n[[transport]]\nname = \"mail\"\nplugin = \"/nonexistent/libx.so\"\n"),
+        format!("{text}\n[[transport]]\nname = \"mail\"\nplugin = \"/nonexistent/libx.so\"\ngroups = [\"staff\"]\n"),
     )
     .unwrap();
     let bad = ctl_raw(&["config", "check", missing.to_str().unwrap()]);

@@ -16,8 +16,16 @@ const WRONG_ABI: &str = "pinwheel-test-plugin-wrong-abi";
 /// A `[[transport]]` entry for plugin file `file`.
 fn transport_entry(name: &str, file: &Path, extra: &str) -> String {
     format!(
-        "\n[[transport]]\nname = \"{name}\"\nplugin = {}\n{extra}\n",
-        serde_json::to_string(&file.to_string_lossy()).unwrap()
+        "\n[[transport]]\nname = \"{name}\"\nplugin = {}\n{groups}{extra}\n",
+        serde_json::to_string(&file.to_string_lossy()).unwrap(),
+        // A group of its own unless the test gives one: the harness's spool
+        // comes first and takes every address, so without groups this entry
+        // could never be chosen (and the config is refused).
+        groups = if extra.contains("groups") {
+            ""
+        } else {
+            "groups = [\"plugin-test\"]\n"
+        }
     )
 }
 
@@ -471,7 +479,7 @@ fn check_config_loads_the_plugins_and_names_what_fails() {
     // A key the plugin does not know.
     let spool = dir.path().join("spool-out");
     let out = check(format!(
-        "\n[[transport]]\nname = \"mail\"\nplugin = \"spool\"\nconfig = {{ folder = {}, bogus = 1 }}\n",
+        "\n[[transport]]\nname = \"mail\"\nplugin = \"spool\"\ngroups = [\"staff\"]\nconfig = {{ folder = {}, bogus = 1 }}\n",
         serde_json::to_string(&spool.to_string_lossy()).unwrap()
     ));
     assert_eq!(out.code, Some(1), "{out}");

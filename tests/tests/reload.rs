@@ -174,7 +174,7 @@ fn an_added_transport_plugin_is_loaded_and_a_missing_one_refused() {
     let file = install_plugin(&folder, MISBEHAVING, 0o644);
     let entry = |name: &str, file: &Path| {
         format!(
-            "\n[[transport]]\nname = \"{name}\"\nplugin = {}\nconfig = {{ mode = \"ok\" }}\n",
+            "\n[[transport]]\nname = \"{name}\"\nplugin = {}\ngroups = [\"staff\"]\nconfig = {{ mode = \"ok\" }}\n",
             serde_json::to_string(&file.to_string_lossy()).unwrap()
         )
     };
@@ -225,7 +225,7 @@ fn a_plugin_file_replaced_on_disk_is_refused_until_a_restart() {
     let file = install_plugin(&folder, MISBEHAVING, 0o644);
     let mut cfg = d.config.clone();
     cfg.extra = format!(
-        "\n[[transport]]\nname = \"sms\"\nplugin = {}\nconfig = {{ mode = \"ok\" }}\n",
+        "\n[[transport]]\nname = \"sms\"\nplugin = {}\ngroups = [\"staff\"]\nconfig = {{ mode = \"ok\" }}\n",
         serde_json::to_string(&file.to_string_lossy()).unwrap()
     );
     rewrite(&d, &cfg);

@@ -409,8 +409,9 @@ mod tests {
         let config = |names: &[&str]| {
             let mut text = format!("[server]\nstate_dir = {:?}\n", dir.path());
             for name in names {
+                // Each in its own group, so none hides the next.
                 text.push_str(&format!(
-                    "[[transport]]\nname = \"{name}\"\nplugin = \"spool\"\n"
+                    "[[transport]]\nname = \"{name}\"\nplugin = \"spool\"\ngroups = [\"{name}\"]\n"
                 ));
             }
             Config::parse(&text, std::path::Path::new("t.toml")).unwrap()
