@@ -8,14 +8,18 @@
 #   /usr/sbin/pinwheeld, /usr/bin/pinwheelctl, /usr/bin/pinwheel-mobile
 #   /usr/lib/pinwheel/plugins/libpinwheel_{transport_smtp,transport_http,directory_ldap}.so
 #     (the spool transport is built into the daemon)
-#   /etc/pinwheel/pinwheel.toml (a conffile: kept on upgrade)
+#   /etc/pinwheel/pinwheel.toml (a conffile: kept on upgrade; in a git checkout
+#     the committed version, `git show HEAD:etc/pinwheel.toml`, so local edits
+#     such as secrets never end up in the package; a note says when they differ)
 #   /usr/lib/systemd/system/pinwheeld.service, /usr/lib/sysusers.d/pinwheel.conf,
-#   /usr/lib/tmpfiles.d/pinwheel.conf, /usr/share/doc/pinwheel/ (README, the
-#   socket-activation example), /usr/share/man/man8/pinwheeld.8.gz,
-#   /usr/share/man/man1/pinwheelctl.1.gz (generated from --help)
+#   /usr/lib/tmpfiles.d/pinwheel.conf, /usr/share/doc/pinwheel/ (README.md,
+#     admin-guide.md, plugins.md, ARCHITECTURE.md; examples/ with the
+#     etc/*.example.toml plugin configs and the socket-activation unit),
+#   /usr/share/man/man8/pinwheeld.8.gz, /usr/share/man/man1/pinwheelctl.1.gz,
+#   /usr/share/man/man1/pinwheel-mobile.1.gz (generated from --help)
 # and packaging/debian/{conffiles,postinst,prerm,postrm}.
-# Needs: cargo, dpkg-deb, gzip; strip (binutils) if present. Set SKIP_CARGO_BUILD=1 to pack an existing
-# release build.
+# Needs: cargo, dpkg-deb, gzip; git in a checkout; strip (binutils) if present.
+# Set SKIP_CARGO_BUILD=1 to pack an existing release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,34 +52,59 @@ if command -v strip >/dev/null; then
     strip --strip-unneeded --remove-section=.comment "$root/usr/sbin/pinwheeld" \
         "$root/usr/bin/pinwheelctl" "$root/usr/bin/pinwheel-mobile" "$root"/usr/lib/pinwheel/plugins/*.so
 fi
-install -D -m 0640 etc/pinwheel.toml "$root/etc/pinwheel/pinwheel.toml"
+# The conffile: the committed etc/pinwheel.toml, never the working copy the
+# README walkthrough has you edit (agent secret, SMTP host ...).
+install -d -m 0755 "$root/etc/pinwheel"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 \
+        && git cat-file -e HEAD:etc/pinwheel.toml 2>/dev/null; then
+    git show HEAD:etc/pinwheel.toml > "$root/etc/pinwheel/pinwheel.toml"
+    if ! cmp -s etc/pinwheel.toml "$root/etc/pinwheel/pinwheel.toml"; then
+        echo "build-deb: note: etc/pinwheel.toml differs from the committed version;" \
+             "the package ships the committed one (git show HEAD:etc/pinwheel.toml), not your local edits" >&2
+    fi
+else
+    echo "build-deb: warning: not a git checkout (or etc/pinwheel.toml is not committed):" \
+         "packaging etc/pinwheel.toml as it is; make sure it holds no local secrets or hosts" >&2
+    cat etc/pinwheel.toml > "$root/etc/pinwheel/pinwheel.toml"
+fi
+chmod 0640 "$root/etc/pinwheel/pinwheel.toml"
 install -D -m 0644 systemd/pinwheeld.service "$root/usr/lib/systemd/system/pinwheeld.service"
 install -D -m 0644 systemd/pinwheel.sysusers.conf "$root/usr/lib/sysusers.d/pinwheel.conf"
 install -D -m 0644 systemd/pinwheel.tmpfiles.conf "$root/usr/lib/tmpfiles.d/pinwheel.conf"
 install -D -m 0644 systemd/pinwheeld.socket "$root/usr/share/doc/pinwheel/examples/pinwheeld.socket"
-install -D -m 0644 README.md "$root/usr/share/doc/pinwheel/README.md"
-install -D -m 0644 docs/ARCHITECTURE.md "$root/usr/share/doc/pinwheel/ARCHITECTURE.md"
-if [ -f docs/plugins.md ]; then
-    install -D -m 0644 docs/plugins.md "$root/usr/share/doc/pinwheel/plugins.md"
-fi
+for f in README.md docs/admin-guide.md docs/plugins.md docs/ARCHITECTURE.md; do
+    install -D -m 0644 "$f" "$root/usr/share/doc/pinwheel/$(basename "$f")"
+done
+# The plugin config examples etc/pinwheel.toml points at.
+for f in etc/*.example.toml; do
+    install -D -m 0644 "$f" "$root/usr/share/doc/pinwheel/examples/$(basename "$f")"
+done
 printf 'Pinwheel\nLicense: Apache-2.0\nOn Debian systems the license text is in /usr/share/common-licenses/Apache-2.0.\n' \
     > "$root/usr/share/doc/pinwheel/copyright"
 
 # Man pages from the binaries' own --help, so the two always match.
-manpage() { # NAME SECTION BINARY
-    local name=$1 section=$2 bin=$3
+manpage() { # NAME SECTION BINARY "ONE-LINE DESCRIPTION" "FILES" (FILES may be empty)
+    local name=$1 section=$2 bin=$3 what=$4 files=$5
     {
         printf '.TH %s %s "" "pinwheel %s" "Pinwheel"\n' "${name^^}" "$section" "$version"
-        printf '.SH NAME\n%s \\- %s\n' "$name" "$(sed -n 's/^description = "\(.*\)"/\1/p' daemon/Cargo.toml | head -n 1)"
+        printf '.SH NAME\n%s \\- %s\n' "$name" "$what"
         printf '.SH DESCRIPTION\n.nf\n'
         "$bin" --help | sed -e 's/\\/\\\\/g' -e 's/^\./\\\&./'
-        printf '.fi\n.SH FILES\n/etc/pinwheel/pinwheel.toml, /var/lib/pinwheel, /run/pinwheel/admin.sock\n'
-        printf '.SH SEE ALSO\n/usr/share/doc/pinwheel/README.md\n'
+        printf '.fi\n'
+        if [ -n "$files" ]; then printf '.SH FILES\n%s\n' "$files"; fi
+        printf '.SH SEE ALSO\npinwheeld(8), pinwheelctl(1), pinwheel-mobile(1),\n'
+        printf '/usr/share/doc/pinwheel/README.md, /usr/share/doc/pinwheel/admin-guide.md\n'
     } | gzip -9n > "$root/usr/share/man/man$section/$name.$section.gz"
 }
 mkdir -p "$root/usr/share/man/man8" "$root/usr/share/man/man1"
-manpage pinwheeld 8 "$rel/pinwheeld"
-manpage pinwheelctl 1 "$rel/pinwheelctl"
+daemon_files="/etc/pinwheel/pinwheel.toml, /var/lib/pinwheel, /run/pinwheel/admin.sock"
+manpage pinwheeld 8 "$rel/pinwheeld" \
+    "Pinwheel two-factor authentication daemon (RADIUS, provisioning API, web pages, plugins)" "$daemon_files"
+manpage pinwheelctl 1 "$rel/pinwheelctl" \
+    "administer a running Pinwheel daemon over its admin socket (users, provision codes, tokens, RADIUS clients, audit, backup)" "$daemon_files"
+manpage pinwheel-mobile 1 "$rel/pinwheel-mobile" \
+    "$(sed -n 's/^description = "\(.*\)"/\1/p' tools/mobile/Cargo.toml | head -n 1)" \
+    '$HOME/.local/state/pinwheel-mobile/state.json ($XDG_STATE_HOME/pinwheel-mobile/state.json when set; --state FILE or $PINWHEEL_MOBILE_STATE for another)'
 
 for f in conffiles postinst prerm postrm; do
     install -m "$([ "$f" = conffiles ] && echo 0644 || echo 0755)" "packaging/debian/$f" "$root/DEBIAN/$f"

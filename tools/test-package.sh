@@ -2,15 +2,22 @@
 # tools/test-package.sh - build the Debian package and test it on this machine.
 #
 # Builds the .deb (tools/build-deb.sh: release build + dpkg-deb), checks that
-# `dpkg-deb --contents` lists every file the package must ship, installs it
-# with `dpkg -i`, checks the pinwheel user, the state folder and the config,
+# `dpkg-deb --contents` lists every file the package must ship (binaries,
+# plugins, unit, man pages, docs and the example configs) and that the
+# conffile is the committed etc/pinwheel.toml, installs it with `dpkg -i`
+# (without systemd postinst must say how to start pinwheeld), checks the
+# pinwheel user, the state folder and the config,
 # runs `pinwheeld --version`, `pinwheelctl --version` and the config check,
 # runs `systemd-analyze verify` on the installed unit, starts the packaged
 # daemon by hand as root with the packaged config (it must drop to the
 # pinwheel user: checked in /proc/PID/status) and asks it a real radclient
 # Status-Server on 127.0.0.1:1812 (secret testing123), adds a user, reinstalls
-# the package as an upgrade (database and user kept), then `dpkg --purge` and
-# checks that nothing is left behind. Prints PASS or FAIL; exits non-zero on
+# the package as an upgrade (database and user kept), puts an admin's file in
+# /var/lib/pinwheel/backup/, then `dpkg --purge`: that file must survive (and
+# the purge says why it kept the folder) while the database, master key and
+# spool are gone; it removes the file, installs and purges once more and
+# checks that nothing is left behind. The pinwheel user must go with the
+# purge if the package created it, and stay if it existed before the test. Prints PASS or FAIL; exits non-zero on
 # failure. Needs root, dpkg, radclient (freeradius-utils) and systemd-analyze
 # (systemd): tools/test.sh installs them. Uses the fixed ports of the packaged
 # config (1812, 1813, 8080): fails clearly if they are taken.
@@ -34,13 +41,22 @@ if command -v ss >/dev/null; then
 fi
 
 daemon_pid=""
+admin_file=/var/lib/pinwheel/backup/test-package-admin-file.db
+admin_file_made=""
 cleanup() {
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -TERM "$daemon_pid" 2>/dev/null || true
         wait "$daemon_pid" 2>/dev/null || true
     fi
     if dpkg-query -W pinwheel >/dev/null 2>&1; then dpkg --purge pinwheel >/dev/null 2>&1 || true; fi
+    if [ -n "$admin_file_made" ]; then
+        rm -f "$admin_file"
+        rmdir /var/lib/pinwheel/backup /var/lib/pinwheel 2>/dev/null || true
+    fi
 }
+# A pinwheel user made before the package (README step 1) must survive the purge.
+user_before=no
+getent passwd pinwheel >/dev/null && user_before=yes
 trap cleanup EXIT
 
 step "building the package (release build)"
@@ -56,15 +72,31 @@ for path in ./usr/sbin/pinwheeld ./usr/bin/pinwheelctl ./usr/bin/pinwheel-mobile
             ./usr/lib/pinwheel/plugins/libpinwheel_directory_ldap.so \
             ./etc/pinwheel/pinwheel.toml ./usr/lib/systemd/system/pinwheeld.service \
             ./usr/lib/sysusers.d/pinwheel.conf ./usr/lib/tmpfiles.d/pinwheel.conf \
-            ./usr/share/man/man8/pinwheeld.8.gz ./usr/share/man/man1/pinwheelctl.1.gz; do
+            ./usr/share/man/man8/pinwheeld.8.gz ./usr/share/man/man1/pinwheelctl.1.gz \
+            ./usr/share/man/man1/pinwheel-mobile.1.gz \
+            ./usr/share/doc/pinwheel/README.md ./usr/share/doc/pinwheel/admin-guide.md \
+            ./usr/share/doc/pinwheel/plugins.md \
+            $(for f in etc/*.example.toml; do echo "./usr/share/doc/pinwheel/examples/${f#etc/}"; done); do
     grep -q " $path\$" <<<"$contents" || fail "dpkg-deb --contents lacks $path"
 done
 dpkg-deb --info "$deb" conffiles | grep -qx /etc/pinwheel/pinwheel.toml || fail "pinwheel.toml is not a conffile"
+if git cat-file -e HEAD:etc/pinwheel.toml 2>/dev/null; then
+    cmp -s <(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./etc/pinwheel/pinwheel.toml) \
+        <(git show HEAD:etc/pinwheel.toml) \
+        || fail "the packaged pinwheel.toml is not the committed etc/pinwheel.toml (local edits must not be packaged)"
+fi
+zcat <(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/share/man/man1/pinwheelctl.1.gz) \
+    | grep -q '^pinwheelctl \\- administer' || fail "the pinwheelctl man page does not describe pinwheelctl"
 grep ' ./usr/lib/pinwheel/plugins/.*\.so$' <<<"$contents" | grep -v -- '^-rw-r--r-- root/root' \
     && fail "plugins must be root-owned and not writable by others"
 
 step "installing it (dpkg -i)"
-dpkg -i "$deb" || fail "dpkg -i failed"
+install_log=$(dpkg -i "$deb" 2>&1) || { echo "$install_log"; fail "dpkg -i failed"; }
+echo "$install_log"
+if [ ! -d /run/systemd/system ]; then
+    grep -qF 'systemd is not running: start pinwheeld yourself: /usr/sbin/pinwheeld --config /etc/pinwheel/pinwheel.toml' \
+        <<<"$install_log" || fail "without systemd, dpkg -i does not say how to start pinwheeld"
+fi
 getent passwd pinwheel >/dev/null || fail "the pinwheel user was not created"
 [ "$(stat -c '%U %a' /var/lib/pinwheel)" = "pinwheel 700" ] || fail "/var/lib/pinwheel is $(stat -c '%U %a' /var/lib/pinwheel), not pinwheel 700"
 [ "$(stat -c '%U:%G %a' /etc/pinwheel/pinwheel.toml)" = "root:pinwheel 640" ] || fail "/etc/pinwheel/pinwheel.toml is $(stat -c '%U:%G %a' /etc/pinwheel/pinwheel.toml)"
@@ -124,12 +156,37 @@ kill -TERM "$daemon_pid"; wait "$daemon_pid" || true
 daemon_pid=""
 rm -f "$log"
 
-step "purging (dpkg --purge)"
-dpkg --purge pinwheel >/dev/null || fail "dpkg --purge failed"
+step "purging (dpkg --purge) with an admin's backup in /var/lib/pinwheel/backup"
+install -d -o pinwheel -g pinwheel -m 0700 /var/lib/pinwheel/backup
+admin_file_made=yes
+echo "kept by the admin" > "$admin_file"
+[ -s /var/lib/pinwheel/master.key ] || fail "no master key to see purged"
+purge_log=$(dpkg --purge pinwheel 2>&1) || { echo "$purge_log"; fail "dpkg --purge failed"; }
+echo "$purge_log"
+grep -qx 'kept by the admin' "$admin_file" || fail "purge deleted the admin's $admin_file"
+left=$(ls -A /var/lib/pinwheel)
+[ "$left" = backup ] || fail "purge left in /var/lib/pinwheel: $(tr '\n' ' ' <<<"$left")(only backup/ may stay)"
+grep -qF '/var/lib/pinwheel kept: it holds files the package did not create (backup/)' <<<"$purge_log" \
+    || fail "purge does not say why it kept /var/lib/pinwheel"
+rm -f "$admin_file"
+rmdir /var/lib/pinwheel/backup
+admin_file_made=""
+rmdir /var/lib/pinwheel    # the folder the purge kept for the backup, empty now
+
+step "installing and purging once more: nothing is left behind"
+dpkg -i "$deb" >/dev/null || fail "dpkg -i (second install) failed"
+purge_log=$(dpkg --purge pinwheel 2>&1) || { echo "$purge_log"; fail "dpkg --purge failed"; }
+echo "$purge_log"
 for path in /usr/sbin/pinwheeld /usr/bin/pinwheelctl /usr/bin/pinwheel-mobile /etc/pinwheel \
             /var/lib/pinwheel /run/pinwheel /usr/lib/pinwheel /usr/lib/systemd/system/pinwheeld.service; do
     [ -e "$path" ] && fail "$path is left after purge"
 done
-getent passwd pinwheel >/dev/null && fail "the pinwheel user is left after purge"
-getent group pinwheel >/dev/null && fail "the pinwheel group is left after purge"
+if [ "$user_before" = yes ]; then
+    getent passwd pinwheel >/dev/null || fail "purge removed a pinwheel user the package did not create"
+    grep -qF 'user pinwheel kept: the package did not create it' <<<"$purge_log" \
+        || fail "purge does not say it kept the pinwheel user"
+else
+    getent passwd pinwheel >/dev/null && fail "the pinwheel user is left after purge"
+    getent group pinwheel >/dev/null && fail "the pinwheel group is left after purge"
+fi
 echo "test-package: PASS ($(( $(date +%s) - start )) s in all)"
