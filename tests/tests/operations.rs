@@ -330,3 +330,243 @@ fn sigterm_under_load_answers_every_request_sent_before_it_and_exits_0() {
     pinwheel::store::backup::check_integrity(&d.state_dir().join("pinwheel.db"))
         .expect("PRAGMA integrity_check = ok");
 }
+
+/// Runs `script` with python3's sqlite3 module (`db` is the file's path):
+/// how these tests make foreign or altered SQLite files.
+fn python_sqlite(db: &std::path::Path, script: &str) {
+    let code = format!(
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.executescript({script:?})\nc.commit()\nc.close()\n"
+    );
+    let out = run(Command::new("python3").arg("-c").arg(&code).arg(db));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "python3 with its sqlite3 module is needed (run tools/test.sh): {out}"
+    );
+}
+
+fn restore_with(config: &std::path::Path, file: &std::path::Path) -> pinwheel_tests::CmdOutput {
+    run(Command::new(bin("pinwheeld"))
+        .arg("--config")
+        .arg(config)
+        .arg("--restore")
+        .arg(file))
+}
+
+fn before_restore_files(state: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("pinwheel.db.before-restore"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn backup_never_writes_through_planted_symlinks_nor_replaces_non_files() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = Daemon::start_default();
+    d.add_user("alice", "1234");
+    let folder = d.path("backups");
+    std::fs::create_dir(&folder).unwrap();
+    let victim = d.path("victim.key");
+    let original = b"0123456789abcdef0123456789abcdef".to_vec();
+    std::fs::write(&victim, &original).unwrap();
+    // Symlinks at every name a temporary file could plausibly get: the old
+    // `.NAME.tmp-PID` (for pids around the daemon's), plain `.tmp`
+    // variants and SQLite's journal names.
+    let pid = d.pid();
+    let mut planted = vec![
+        ".evil.db.tmp".to_string(),
+        "evil.db.tmp".to_string(),
+        ".evil.db.tmp-0".to_string(),
+        "evil.db-journal".to_string(),
+        "evil.db-wal".to_string(),
+        ".evil.db.tmp-journal".to_string(),
+    ];
+    for p in pid.saturating_sub(3)..=pid + 3 {
+        planted.push(format!(".evil.db.tmp-{p}"));
+        planted.push(format!(".evil.db.tmp-{p}-journal"));
+    }
+    for name in &planted {
+        std::os::unix::fs::symlink(&victim, folder.join(name)).unwrap();
+    }
+    let dest = folder.join("evil.db");
+    let out = d.ctl(&["backup", dest.to_str().unwrap()]);
+    assert!(out.success(), "{out}");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        original,
+        "the backup wrote through a planted symlink"
+    );
+    for name in &planted {
+        let meta = std::fs::symlink_metadata(folder.join(name)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{name} was replaced");
+    }
+    let meta = std::fs::symlink_metadata(&dest).unwrap();
+    assert!(meta.file_type().is_file());
+    // Checked as a copy: SQLite would take the planted `evil.db-journal`
+    // beside it for a hot journal.
+    let copy = d.path("evil-copy.db");
+    std::fs::copy(&dest, &copy).unwrap();
+    pinwheel::store::backup::check_integrity(&copy).expect("the backup is intact");
+    // No temporary folder or file is left behind.
+    let left: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "evil.db" && !planted.contains(n))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // A destination that is a symlink, a folder or a device is refused.
+    let link = folder.join("link.db");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let sub = folder.join("sub.db");
+    std::fs::create_dir(&sub).unwrap();
+    for dest in [
+        link.as_path(),
+        sub.as_path(),
+        std::path::Path::new("/dev/full"),
+    ] {
+        let out = d.ctl(&["backup", dest.to_str().unwrap()]);
+        assert_eq!(out.code, Some(1), "{out}");
+        let expected = format!("refusing to replace {}: not a regular file", dest.display());
+        assert!(out.stderr.contains(&expected), "{expected}\n{out}");
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), original);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::symlink_metadata("/dev/full")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+#[test]
+fn restore_refuses_empty_foreign_and_newer_files_and_keeps_every_set_aside_database() {
+    let mut d = Daemon::start_default();
+    d.add_user("alice", "1234");
+    let good = d.path("good.db");
+    let out = d.ctl(&["backup", good.to_str().unwrap()]);
+    assert!(out.success(), "{out}");
+    d.add_user("bob", "5678");
+    d.stop();
+    let state = d.state_dir().to_path_buf();
+    let config = d.config_path().to_path_buf();
+
+    let empty = d.path("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let foreign = d.path("foreign.db");
+    python_sqlite(&foreign, "CREATE TABLE foo(x); INSERT INTO foo VALUES (1);");
+    let versioned = d.path("versioned-foreign.db");
+    python_sqlite(&versioned, "CREATE TABLE foo(x); PRAGMA user_version = 1;");
+    let newer = d.path("newer.db");
+    std::fs::copy(&good, &newer).unwrap();
+    python_sqlite(&newer, "PRAGMA user_version = 9999;");
+    for (file, says) in [
+        (&empty, "is empty"),
+        (&foreign, "is not a Pinwheel database (no schema version)"),
+        (&versioned, "is not a Pinwheel database (no users table)"),
+        (
+            &newer,
+            "has schema version 9999, newer than this pinwheeld knows",
+        ),
+    ] {
+        let out = restore_with(&config, file);
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains("restore refused"), "{out}");
+        assert!(out.stderr.contains(says), "{says}\n{out}");
+    }
+    assert!(
+        before_restore_files(&state).is_empty(),
+        "a refused restore touched the database"
+    );
+
+    // Two restores in a row keep both databases they replaced.
+    let first = restore_with(&config, &good);
+    assert_eq!(first.code, Some(0), "{first}");
+    let second = restore_with(&config, &good);
+    assert_eq!(second.code, Some(0), "{second}");
+    let aside = before_restore_files(&state);
+    assert_eq!(aside.len(), 2, "{aside:?}");
+    for (out, file) in [(&first, &aside[0]), (&second, &aside[1])] {
+        let shown = format!("the database it replaced is kept as {}", file.display());
+        assert!(out.stdout.contains(&shown), "{shown}\n{out}");
+    }
+    // The first one set aside is the pre-restore database, bob included.
+    let mut child = start_on(&d.layout);
+    let users = ctl_on(&d.layout, &["--json", "user", "list"]);
+    assert!(
+        users.ok().contains("alice") && !users.ok().contains("bob"),
+        "{users}"
+    );
+    let (status, _) = terminate(&mut child).unwrap();
+    assert!(status.success(), "{status}");
+    let live = state.join("pinwheel.db");
+    std::fs::copy(&aside[0], &live).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(state.join(format!("pinwheel.db{suffix}")));
+    }
+    let mut child = start_on(&d.layout);
+    let users = ctl_on(&d.layout, &["--json", "user", "list"]);
+    assert!(users.ok().contains("bob"), "{users}");
+    let (status, _) = terminate(&mut child).unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn restore_refuses_a_backup_sealed_with_another_master_key() {
+    let d = Daemon::start_default();
+    d.add_user("alice", "1234");
+    let sealed = d.path("sealed.db");
+    assert!(d.ctl(&["backup", sealed.to_str().unwrap()]).success());
+    let empty_daemon = Daemon::start_default();
+    let no_users = empty_daemon.path("no-users.db");
+    assert!(empty_daemon
+        .ctl(&["backup", no_users.to_str().unwrap()])
+        .success());
+
+    // A fresh state folder with a master key of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    std::fs::write(&layout.config_path, layout.render(&Config::default())).unwrap();
+    let key = layout.state_dir.join("master.key");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key)
+            .unwrap();
+        f.write_all(&[0x5a; 32]).unwrap();
+    }
+    let out = restore_with(&layout.config_path, &sealed);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("this backup was made with another master key")
+            && out
+                .stderr
+                .contains("restore the master key file that was backed up with it")
+            && out.stderr.contains(key.to_str().unwrap()),
+        "{out}"
+    );
+    assert!(!layout.state_dir.join("pinwheel.db").exists());
+    // Without users nothing is sealed: any key will do.
+    let out = restore_with(&layout.config_path, &no_users);
+    assert_eq!(out.code, Some(0), "{out}");
+    // With the key it was made with, the sealed backup restores.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::copy(d.state_dir().join("master.key"), &key).unwrap();
+    let out = restore_with(&layout.config_path, &sealed);
+    assert_eq!(out.code, Some(0), "{out}");
+}

@@ -31,7 +31,9 @@ pub fn clients(app: &App) -> serde_json::Value {
 /// backup needs (it is not in the database).
 ///
 /// Errors: a relative path, a missing folder, a folder the daemon's user
-/// cannot write, SQLite errors; each names the file.
+/// cannot write, a destination that is not a regular file (device node,
+/// folder, symlink: refused, never written through), SQLite errors; each
+/// names the file.
 pub fn backup(app: &App, path: &str) -> Result<serde_json::Value, String> {
     let dest = std::path::Path::new(path);
     let info = crate::store::backup::backup(&app.config.server.database_path(), dest)

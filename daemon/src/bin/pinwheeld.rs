@@ -31,8 +31,10 @@ struct Args {
     #[arg(long)]
     check_config: bool,
     /// Replace the database of the (stopped) daemon by a copy of this backup
-    /// (made with `pinwheelctl backup`) and exit. The current database is kept
-    /// as `pinwheel.db.before-restore`; migrations run at the next start.
+    /// (made with `pinwheelctl backup`) and exit. The backup must be a
+    /// Pinwheel database whose secrets open with the configured master key.
+    /// The current database is kept as `pinwheel.db.before-restore-<UTC
+    /// time>`; migrations run at the next start.
     #[arg(long, value_name = "FILE")]
     restore: Option<PathBuf>,
 }
@@ -48,8 +50,15 @@ fn restore(config: &pinwheel::config::Config, backup: &std::path::Path) -> ExitC
         );
         return ExitCode::FAILURE;
     }
+    let keys = match restore_keys(config) {
+        Ok(keys) => keys,
+        Err(e) => {
+            eprintln!("pinwheeld: restore refused: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let db = config.server.database_path();
-    match pinwheel::store::backup::restore(&db, backup) {
+    match pinwheel::store::backup::restore(&db, backup, &keys) {
         Ok(done) => {
             println!(
                 "{} restored from {}",
@@ -70,6 +79,36 @@ fn restore(config: &pinwheel::config::Config, backup: &std::path::Path) -> ExitC
             ExitCode::FAILURE
         }
     }
+}
+
+/// The master keys a restored backup's secrets may open with, as the
+/// daemon would find them: the systemd credential `master.key` (when
+/// `$CREDENTIALS_DIRECTORY` is set), the configured key file, and the
+/// packaged unit's credential store file. Only existing files are read;
+/// none is created. Errors: a key file that exists but cannot be used
+/// (unreadable, wrong length, readable by others), naming the file.
+fn restore_keys(
+    config: &pinwheel::config::Config,
+) -> Result<Vec<pinwheel::store::backup::KeyCandidate>, String> {
+    let mut paths = Vec::new();
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        paths.push(PathBuf::from(dir).join("master.key"));
+    }
+    paths.push(config.server.master_key_path());
+    paths.push(PathBuf::from("/etc/credstore/pinwheel.master.key"));
+    let mut keys = Vec::new();
+    for path in paths {
+        if !path.is_file()
+            || keys
+                .iter()
+                .any(|k: &pinwheel::store::backup::KeyCandidate| k.path == path)
+        {
+            continue;
+        }
+        let key = pinwheel::secrets::MasterKey::load_or_create(&path).map_err(|e| e.to_string())?;
+        keys.push(pinwheel::store::backup::KeyCandidate { path, key });
+    }
+    Ok(keys)
 }
 
 fn main() -> ExitCode {

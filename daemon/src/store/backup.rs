@@ -2,16 +2,22 @@
 //!
 //! [`backup`] copies a live database with SQLite's online backup API from a
 //! connection of its own: in WAL mode that connection only reads a snapshot,
-//! so decisions keep committing while it runs. The copy is written under a
-//! temporary name in the destination's folder (mode 0600), checked with
-//! `PRAGMA integrity_check`, synced and renamed into place, so a reader of
-//! the destination sees either the old file or the whole new one.
+//! so decisions keep committing while it runs. The copy is written into a
+//! private folder with a random name beside the destination (a file we
+//! create with `O_EXCL|O_NOFOLLOW`, mode 0600, so nothing planted there is
+//! written through), checked with `PRAGMA integrity_check`, synced and
+//! renamed into place, so a reader of the destination sees either the old
+//! file or the whole new one. A destination that is not a regular file is
+//! refused.
 //!
-//! [`restore`] is for a stopped daemon: it checks the backup, moves the
-//! current database aside as `pinwheel.db.before-restore` (with its WAL
-//! folded in first) and puts a copy of the backup in its place; migrations
-//! run when the daemon next starts. Neither touches the master key, which is
-//! not in the database: a backup is usable only with the same key file.
+//! [`restore`] is for a stopped daemon: it checks the backup
+//! ([`check_backup`]: a Pinwheel database of a known schema version whose
+//! sealed values open with the configured master key), moves the current
+//! database aside as `pinwheel.db.before-restore-<UTC time>` (with its WAL
+//! folded in first; never over an older one) and puts a copy of the backup
+//! in its place; migrations run when the daemon next starts. Neither
+//! touches the master key, which is not in the database: a backup is
+//! usable only with the same key file.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,13 +85,22 @@ pub struct BackupInfo {
 }
 
 /// Copies the live database `db` to `dest` (an absolute path whose folder
-/// exists; an existing file there is replaced atomically). Runs on the
-/// calling thread; takes about as long as reading the file once.
+/// exists; an existing regular file there is replaced atomically). Runs on
+/// the calling thread; takes about as long as reading the file once.
 ///
-/// Errors: `dest` relative or its folder missing, SQLite or file errors
-/// (naming the file), or a copy that fails its integrity check.
+/// The copy is first written into a private folder (mode 0700, random
+/// name, made with `mkdir`, which never follows a symlink) beside `dest`,
+/// in a file created there with `O_CREAT|O_EXCL|O_NOFOLLOW` (mode 0600),
+/// so nothing planted in the destination folder (a symlink at a guessable
+/// temporary name) is written through. It is then synced and renamed over
+/// `dest`; a `dest` that exists and is not a regular file (device node,
+/// folder, symlink) is refused rather than replaced.
+///
+/// Errors: `dest` relative, its folder missing, `dest` not a regular file,
+/// SQLite or file errors (naming the file), or a copy that fails its
+/// integrity check.
 pub fn backup(db: &Path, dest: &Path) -> Result<BackupInfo, BackupError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if !dest.is_absolute() {
         return Err(BackupError::Refused(format!(
             "backup destination {} must be an absolute path",
@@ -104,40 +119,75 @@ pub fn backup(db: &Path, dest: &Path) -> Result<BackupInfo, BackupError> {
             folder.display()
         )));
     }
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = folder.join(temp_name);
-    // Created 0600 before SQLite writes a byte to it.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(io("cannot create", &temp))?;
-    let result = copy_into(db, &temp).and_then(|pages| {
+    refuse_non_regular(dest)?;
+    // A private folder with an unguessable name: mkdir fails on anything
+    // already there (a planted symlink included) instead of following it.
+    let mut private_name = std::ffi::OsString::from(".");
+    private_name.push(name);
+    private_name.push(format!(
+        ".backup-{}",
+        hex::encode(crate::secrets::random_bytes(12))
+    ));
+    let private = folder.join(private_name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(io("cannot create", &private))?;
+    let temp = private.join("copy.db");
+    let result = (|| {
+        // Created 0600 by us, never through a symlink, before SQLite writes
+        // a byte to it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(io("cannot create", &temp))?;
+        let pages = copy_into(db, &temp)?;
         check_integrity(&temp)?;
-        std::fs::File::open(&temp)
-            .and_then(|f| f.sync_all())
-            .map_err(io("cannot sync", &temp))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)
+            .map_err(io("cannot reopen", &temp))?;
+        file.sync_all().map_err(io("cannot sync", &temp))?;
+        let meta = file.metadata().map_err(io("cannot read", &temp))?;
+        if !meta.file_type().is_file() {
+            return Err(BackupError::Refused(format!(
+                "{} is not a regular file",
+                temp.display()
+            )));
+        }
+        // Checked again just before the rename (which replaces a directory
+        // entry and never writes through it).
+        refuse_non_regular(dest)?;
         std::fs::rename(&temp, dest).map_err(io("cannot rename into place", dest))?;
         if let Ok(dir) = std::fs::File::open(folder) {
             let _ = dir.sync_all();
         }
-        let bytes = std::fs::metadata(dest)
-            .map_err(io("cannot read", dest))?
-            .len();
         Ok(BackupInfo {
             path: dest.to_path_buf(),
-            bytes,
+            bytes: meta.len(),
             pages,
         })
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
+    })();
+    let _ = std::fs::remove_dir_all(&private);
     result
+}
+
+/// Refuses a `dest` that exists and is not a regular file (a device node,
+/// a folder, a symlink): a backup replaces only a previous backup.
+fn refuse_non_regular(dest: &Path) -> Result<(), BackupError> {
+    match std::fs::symlink_metadata(dest) {
+        Ok(meta) if !meta.file_type().is_file() => Err(BackupError::Refused(format!(
+            "refusing to replace {}: not a regular file",
+            dest.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("cannot inspect", dest)(e)),
+    }
 }
 
 /// Copies every page of `db` into the (empty) file `temp` in one step, from
@@ -210,20 +260,167 @@ pub fn check_integrity(path: &Path) -> Result<(), BackupError> {
 pub struct Restored {
     /// The database file now in place.
     pub database: PathBuf,
-    /// Where the database it replaced was moved, if there was one.
+    /// Where the database it replaced was moved, if there was one
+    /// (`DB.before-restore-<UTC time>`, never an existing file).
     pub previous: Option<PathBuf>,
 }
 
-/// Replaces the database `db` by a copy of the backup `from`, for a
-/// stopped daemon. Checks the backup's integrity first; folds the current
-/// database's WAL into it (which fails if a daemon still has it open) and
-/// moves it to `DB.before-restore` (replacing an older one); removes stale
-/// `-wal`/`-shm` files; gives the new file the old one's owner (so a root
-/// restore stays readable by the daemon's user) and mode 0600.
+/// A master key a restore may check the backup's sealed values against,
+/// with the file it came from (named in messages).
+#[derive(Debug, Clone)]
+pub struct KeyCandidate {
+    /// The key file.
+    pub path: PathBuf,
+    /// Its key.
+    pub key: crate::secrets::MasterKey,
+}
+
+/// Most sealed values [`check_backup`] tries per table.
+const KEY_SAMPLES: i64 = 16;
+
+/// Checks that `from` is a Pinwheel database this binary can run on and
+/// whose secrets open with one of `keys`: not empty, passes
+/// `PRAGMA integrity_check`, has a schema version (`PRAGMA user_version`)
+/// in 1..=the migrations this binary knows, has the `users` and `devices`
+/// tables, and, if it holds sealed PINs or device secrets, at least one of
+/// (up to 16 per table) opens with one of `keys`. A backup without sealed
+/// values passes whatever the keys.
 ///
-/// Errors: the backup is missing or damaged, the current database is in
-/// use, file or SQLite errors (each naming the file).
-pub fn restore(db: &Path, from: &Path) -> Result<Restored, BackupError> {
+/// Errors: [`BackupError::Refused`] saying what is wrong (no secret in the
+/// text), [`BackupError::Damaged`], or SQLite/file errors naming the file.
+pub fn check_backup(from: &Path, keys: &[KeyCandidate]) -> Result<(), BackupError> {
+    let meta = std::fs::metadata(from).map_err(io("cannot read", from))?;
+    if !meta.is_file() {
+        return Err(BackupError::Refused(format!(
+            "backup file {} is not a regular file",
+            from.display()
+        )));
+    }
+    if meta.len() == 0 {
+        return Err(BackupError::Refused(format!(
+            "backup file {} is empty: not a Pinwheel database",
+            from.display()
+        )));
+    }
+    check_integrity(from)?;
+    let conn = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sqlite("cannot open", from))?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sqlite("cannot read the schema version of", from))?;
+    let known = super::MIGRATIONS.len() as i64;
+    if version < 1 {
+        return Err(BackupError::Refused(format!(
+            "{} is not a Pinwheel database (no schema version)",
+            from.display()
+        )));
+    }
+    if version > known {
+        return Err(BackupError::Refused(format!(
+            "{} has schema version {version}, newer than this pinwheeld knows ({known}): restore it with the release that made it",
+            from.display()
+        )));
+    }
+    for table in ["users", "devices"] {
+        let found: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .map_err(sqlite("cannot read the schema of", from))?;
+        if found == 0 {
+            return Err(BackupError::Refused(format!(
+                "{} is not a Pinwheel database (no {table} table)",
+                from.display()
+            )));
+        }
+    }
+    use crate::secrets::Purpose;
+    let mut samples: Vec<(Vec<Purpose>, String, Vec<u8>)> = Vec::new();
+    let mut collect = |sql: &str, purposes: &[Purpose]| -> Result<(), BackupError> {
+        let mut stmt = conn
+            .prepare(sql)
+            .map_err(sqlite("cannot read the sealed values of", from))?;
+        let rows = stmt
+            .query_map([KEY_SAMPLES], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(sqlite("cannot read the sealed values of", from))?;
+        for row in rows {
+            let (owner, sealed) = row.map_err(sqlite("cannot read the sealed values of", from))?;
+            samples.push((purposes.to_vec(), owner, sealed));
+        }
+        Ok(())
+    };
+    collect(
+        "SELECT name, pin_sealed FROM users WHERE pin_sealed IS NOT NULL LIMIT ?1",
+        &[Purpose::Pin],
+    )?;
+    collect(
+        "SELECT u.name, d.seed_sealed FROM devices d JOIN users u ON u.id = d.user_id LIMIT ?1",
+        &[Purpose::DeviceSeed, Purpose::OathSecret],
+    )?;
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let opens = samples.iter().any(|(purposes, owner, sealed)| {
+        keys.iter().any(|k| {
+            purposes
+                .iter()
+                .any(|p| k.key.open(*p, owner, sealed).is_ok())
+        })
+    });
+    if opens {
+        return Ok(());
+    }
+    let tried = if keys.is_empty() {
+        "no master key file found".to_string()
+    } else {
+        let names: Vec<String> = keys.iter().map(|k| k.path.display().to_string()).collect();
+        format!(
+            "none of its sealed PINs or devices opens with {}",
+            names.join(" or ")
+        )
+    };
+    Err(BackupError::Refused(format!(
+        "this backup was made with another master key ({tried}); restore the master key file that was backed up with it"
+    )))
+}
+
+/// `DB.before-restore-<UTC time>` (e.g. `pinwheel.db.before-restore-2026-11-29T162120Z`),
+/// with `-2`, `-3`, ... appended if that name is taken: never an existing file.
+fn aside_name(db: &Path) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    let mut base = db.as_os_str().to_owned();
+    base.push(format!(".before-restore-{stamp}"));
+    let mut candidate = PathBuf::from(&base);
+    let mut n = 2;
+    while std::fs::symlink_metadata(&candidate).is_ok() {
+        let mut next = base.clone();
+        next.push(format!("-{n}"));
+        candidate = PathBuf::from(next);
+        n += 1;
+    }
+    candidate
+}
+
+/// Replaces the database `db` by a copy of the backup `from`, for a
+/// stopped daemon. Before touching anything, [`check_backup`] checks that
+/// `from` is a Pinwheel database (not empty, intact, a known schema
+/// version, users and devices tables) whose sealed values open with one of
+/// `keys`. Then folds the current database's WAL into it (which fails if a
+/// daemon still has it open) and moves it to `DB.before-restore-<UTC time>`
+/// (a new name each time, so repeated restores never lose it); removes
+/// stale `-wal`/`-shm` files; gives the new file the old one's owner (so a
+/// root restore stays readable by the daemon's user) and mode 0600.
+///
+/// Errors: the backup is missing, empty, damaged, not a Pinwheel database,
+/// from a newer release or sealed with another master key; the current
+/// database is in use; file or SQLite errors (each naming the file).
+pub fn restore(db: &Path, from: &Path, keys: &[KeyCandidate]) -> Result<Restored, BackupError> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     if !from.is_file() {
         return Err(BackupError::Refused(format!(
@@ -231,7 +428,7 @@ pub fn restore(db: &Path, from: &Path) -> Result<Restored, BackupError> {
             from.display()
         )));
     }
-    check_integrity(from)?;
+    check_backup(from, keys)?;
     let folder = db.parent().unwrap_or(Path::new("."));
     let mut temp = db.as_os_str().to_owned();
     temp.push(".restore-tmp");
@@ -241,12 +438,19 @@ pub fn restore(db: &Path, from: &Path) -> Result<Restored, BackupError> {
         p.push(suffix);
         PathBuf::from(p)
     };
-    // The copy, 0600, synced, beside the database (same file system).
+    // The copy, 0600, synced, beside the database (same file system); a
+    // leftover of an interrupted restore is removed (unlink never follows a
+    // symlink) and the new one never opened through a symlink.
+    match std::fs::remove_file(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("cannot remove", &temp)(e)),
+    }
     {
         let mut out = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&temp)
             .map_err(io("cannot create", &temp))?;
@@ -282,7 +486,7 @@ pub fn restore(db: &Path, from: &Path) -> Result<Restored, BackupError> {
                 db.display()
             )));
         }
-        let aside = sidecar(".before-restore");
+        let aside = aside_name(db);
         std::fs::rename(db, &aside).map_err(io("cannot move aside", db))?;
         previous = Some(aside);
     }
@@ -337,7 +541,7 @@ mod tests {
             0o600
         );
         // Refused while the store is open.
-        let e = restore(&db, &dest).unwrap_err();
+        let e = restore(&db, &dest, &[]).unwrap_err();
         assert!(e.to_string().contains("is in use"), "{e}");
         store
             .with(|c| {
@@ -346,11 +550,11 @@ mod tests {
             })
             .unwrap();
         drop(store);
-        let done = restore(&db, &dest).unwrap();
-        assert!(done
-            .previous
-            .unwrap()
-            .ends_with("pinwheel.db.before-restore"));
+        let done = restore(&db, &dest, &[]).unwrap();
+        let previous = done.previous.unwrap();
+        assert!(previous
+            .to_string_lossy()
+            .contains("pinwheel.db.before-restore-"));
         let conn = Connection::open(&db).unwrap();
         let n: i64 = conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
@@ -358,7 +562,11 @@ mod tests {
         assert_eq!(n, 2);
         let damaged = dir.path().join("damaged.db");
         std::fs::write(&damaged, b"not a database at all, just some bytes").unwrap();
-        assert!(restore(&db, &damaged).is_err());
+        assert!(restore(&db, &damaged, &[]).is_err());
+        // A second restore keeps the first one's set-aside file.
+        let again = restore(&db, &dest, &[]).unwrap().previous.unwrap();
+        assert_ne!(again, previous);
+        assert!(previous.exists() && again.exists());
         assert!(backup(&db, Path::new("relative.db")).is_err());
     }
 }
