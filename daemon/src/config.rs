@@ -178,6 +178,10 @@ pub struct PagesConfig {
     /// Form submissions naming one user name per minute (from any address); more get 429.
     /// Short window, so nobody can keep a real user off the pages for long.
     pub requests_per_minute_per_user: u32,
+    /// ResetPIN code messages sent to one user per hour (fixed window, and
+    /// never two within 30 s); more requests send nothing (the page answers
+    /// the same). `0` sends none.
+    pub reset_codes_per_hour: u32,
 }
 
 impl Default for PagesConfig {
@@ -188,6 +192,7 @@ impl Default for PagesConfig {
             reset_code_ttl: Duration::from_secs(120),
             requests_per_minute_per_address: 60,
             requests_per_minute_per_user: 10,
+            reset_codes_per_hour: 5,
         }
     }
 }
@@ -386,6 +391,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Most HTTP connections open at once; more are closed at accept.
     pub max_connections: usize,
+    /// Most HTTP connections open at once from one source address (an IPv4
+    /// address, or an IPv6 /64); more from it are closed at accept, so one
+    /// client cannot hold every `max_connections` slot.
+    pub max_connections_per_address: usize,
     /// A client must send a request's headers within this time (also closes
     /// idle keep-alive connections), e.g. `"10s"`.
     #[serde(with = "humantime_serde")]
@@ -410,6 +419,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 16 * 1024,
             max_connections: 512,
+            max_connections_per_address: 32,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             tls_certificate: None,
@@ -851,6 +861,9 @@ impl Config {
         }
         if self.http.max_connections == 0 {
             return err("http.max_connections", "must be at least 1");
+        }
+        if self.http.max_connections_per_address == 0 {
+            return err("http.max_connections_per_address", "must be at least 1");
         }
         if self.http.header_timeout.is_zero() {
             return err("http.header_timeout", "must be more than 0s");

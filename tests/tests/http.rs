@@ -177,3 +177,94 @@ fn user_names_cannot_forge_log_lines() {
     }
     assert!(log.contains("mallory\\"), "escaped name logged:\n{log}");
 }
+
+/// Connects to the daemon from the loopback address `from` (e.g. 127.0.0.2).
+fn connect_from(d: &Daemon, from: [u8; 4]) -> TcpStream {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(from[0], from[1], from[2], from[3], 0),
+    )
+    .expect("bind the client to its loopback address");
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, d.layout.http_port),
+    )
+    .expect("connect");
+    let s = TcpStream::from(fd);
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+#[test]
+fn one_address_cannot_hold_every_connection_slot() {
+    let d = Daemon::start(|c| {
+        c.http_extra = "max_connections = 8\nmax_connections_per_address = 4\nheader_timeout = \"30s\"\nrequest_timeout = \"30s\"\n".into();
+    });
+    // Let the start-up health check's connection close first.
+    std::thread::sleep(Duration::from_secs(1));
+    // Four slow POSTs from 127.0.0.1: headers sent, body trickling.
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = connect_from(&d, [127, 0, 0, 1]);
+            s.write_all(
+                b"POST /api/v1/provision/request HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n{",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for s in &mut held {
+        s.write_all(b" ").unwrap();
+    }
+    // A fifth from the same address is closed at accept.
+    let mut fifth = connect_from(&d, [127, 0, 0, 1]);
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (got, closed) = read_until_closed(&mut fifth, Duration::from_secs(10));
+    assert!(
+        closed.is_some() && !String::from_utf8_lossy(&got).contains("200 OK"),
+        "a fifth connection from one address was served: {}\nlog:\n{}",
+        String::from_utf8_lossy(&got),
+        d.log()
+    );
+    // Another address is still served while the four are held.
+    let mut other = connect_from(&d, [127, 0, 0, 2]);
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (got, _) = read_until_closed(&mut other, Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "127.0.0.2 not served while 127.0.0.1 holds its cap: {text}\nlog:\n{}",
+        d.log()
+    );
+    assert!(
+        d.log().contains("http.max_connections_per_address"),
+        "refusal logged:\n{}",
+        d.log()
+    );
+    for s in &mut held {
+        s.write_all(b" ").unwrap();
+    }
+    drop(held);
+    // The address gets its slots back once the holders leave.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(r) = pinwheel_tests::http_get(&d.url("/healthz")) {
+            if r.status == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "127.0.0.1 never served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -350,7 +350,9 @@ fn reset_flow_sends_a_new_pin_that_works_over_radius_and_no_code_leaks() {
     );
     assert!(d.spool_for("alice", "pin").is_empty());
 
-    // The right code gives a new PIN, sent over the transport, that works.
+    // The right code gives a new PIN, sent over the transport, that works
+    // (asked for once 30 s have passed since the last code was sent).
+    thread::sleep(Duration::from_secs(31));
     b.submit("/resetpin", "/resetpin/request", &[("username", "alice")]);
     let code2 = reset_code_of(&d, "alice", 1);
     let p = b.submit(
@@ -385,6 +387,48 @@ fn reset_flow_sends_a_new_pin_that_works_over_radius_and_no_code_leaks() {
     for secret in [&code, &code2, &pin] {
         assert!(!log.contains(secret.as_str()), "log holds a secret:\n{log}");
     }
+}
+
+/// Asks for a reset code for `user`, then tries a wrong one (which burns
+/// the live code, if any); both pages answer the same whatever happened.
+fn request_then_wrong_code(b: &mut Browser, user: &str) {
+    let p = b.submit("/resetpin", "/resetpin/request", &[("username", user)]);
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("id=\"reset-button\""), "{}", p.body);
+    let p = b.submit(
+        "/resetpin/code",
+        "/resetpin/reset",
+        &[("username", user), ("code", "00000000")],
+    );
+    assert!(p.body.contains("PIN not reset"), "{}", p.body);
+}
+
+#[test]
+fn burning_a_reset_code_does_not_lift_the_resend_limits() {
+    let d = pages_daemon("reset_codes_per_hour = 1\n");
+    d.add_user("alice", "1234");
+    let mut b = Browser::new(&d);
+    request_then_wrong_code(&mut b, "alice");
+    reset_code_of(&d, "alice", 0);
+    // Within 30 s of the last send: nothing more, even with the code burnt.
+    for _ in 0..3 {
+        request_then_wrong_code(&mut b, "alice");
+    }
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        d.spool_for("alice", "reset-code").len(),
+        1,
+        "a second code within 30 s"
+    );
+    // After 30 s, the hourly cap (1 here) still holds.
+    thread::sleep(Duration::from_secs(30));
+    request_then_wrong_code(&mut b, "alice");
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        d.spool_for("alice", "reset-code").len(),
+        1,
+        "a code over [pages] reset_codes_per_hour"
+    );
 }
 
 #[test]

@@ -5,7 +5,10 @@
 //!
 //! This module owns the connection limits that keep one client from starving
 //! the others: at most `http.max_connections` connections (more are closed at
-//! accept), the TLS handshake and then the headers each within
+//! accept), at most `http.max_connections_per_address` of them from one
+//! source address (an IPv4 address or an IPv6 /64, see [`client_key`]; more
+//! from it are closed at accept, logged at powers of two), the TLS handshake
+//! and then the headers each within
 //! `http.header_timeout` (which also closes idle keep-alive connections), the whole request within `http.request_timeout`
 //! (408), bodies capped at `http.max_body_bytes` (413). On shutdown it stops
 //! accepting and lets in-flight requests finish. Nothing here puts a code or
@@ -18,7 +21,9 @@ pub mod api;
 pub mod pages;
 pub mod tls;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -32,6 +37,64 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 
 use crate::daemon::App;
+
+/// The address a client is counted under for connection and page limits:
+/// an IPv4 address as is (an IPv4-mapped IPv6 address as its IPv4
+/// address), an IPv6 address as its /64 network (the host bits zeroed),
+/// since one client commonly holds a whole /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
+
+/// Open connections per [`client_key`]; an entry goes when its count drops
+/// to zero, so the map holds at most `http.max_connections` keys.
+#[derive(Default)]
+struct PerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted in [`PerAddress`]; uncounted on drop.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    key: IpAddr,
+}
+
+impl PerAddress {
+    /// Counts a connection from `key`; `None` when `cap` are already open.
+    fn admit(table: &Arc<PerAddress>, key: IpAddr, cap: usize) -> Option<AddressSlot> {
+        let mut open = table.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: table.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Builds the router with every route and the per-request limits.
 pub fn router(app: Arc<App>) -> Router {
@@ -87,7 +150,8 @@ async fn healthz(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
 /// open requests to finish.
 ///
 /// A connection takes one of `http.max_connections` slots from accept until
-/// it closes, its TLS handshake included; a handshake not finished within
+/// it closes, its TLS handshake included, and one of
+/// `http.max_connections_per_address` slots of its [`client_key`]; a handshake not finished within
 /// `http.header_timeout` is dropped, so a client that never sends a
 /// ClientHello cannot hold a slot.
 pub async fn serve(
@@ -111,6 +175,8 @@ pub async fn serve(
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     let graceful = GracefulShutdown::new();
     let mut refused: u64 = 0;
+    let per_address = Arc::new(PerAddress::default());
+    let mut refused_per_address: u64 = 0;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -124,6 +190,21 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        let key = client_key(peer.ip());
+        let Some(address_slot) =
+            PerAddress::admit(&per_address, key, cfg.max_connections_per_address)
+        else {
+            refused_per_address += 1;
+            if refused_per_address.is_power_of_two() {
+                tracing::warn!(
+                    peer = %key,
+                    "HTTP connection refused: {} connections open from this address (http.max_connections_per_address); {refused_per_address} refused so far",
+                    cfg.max_connections_per_address
+                );
+            }
+            drop(stream);
+            continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             refused += 1;
@@ -160,6 +241,7 @@ pub async fn serve(
                         tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
                     }
                     drop(slot);
+                    drop(address_slot);
                 });
             }
             Some(acceptor) => {
@@ -167,6 +249,7 @@ pub async fn serve(
                 let watcher = graceful.watcher();
                 let limit = cfg.header_timeout;
                 tokio::spawn(async move {
+                    let _address_slot = address_slot;
                     let stream = match tokio::time::timeout(limit, handshake).await {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => {

@@ -4,9 +4,11 @@
 //! transport ([`MessageKind::ResetCode`]), valid `[pages] reset_code_ttl`,
 //! kept only as a keyed hash ([`Purpose::ResetCode`]) in a bounded in-memory
 //! map, one live code per user (a new one replaces the old), spent by any
-//! attempt, right or wrong. A right code gives the user a new random PIN,
-//! sent over the same transport ([`crate::admin::server::send_pin`], as
-//! `user add` without `--pin` does). Locked and disabled users get no code
+//! attempt, right or wrong. Sends are limited per user apart from the live
+//! code (so spending a code does not lift them): one every
+//! [`MIN_RESEND_SECS`], at most `[pages] reset_codes_per_hour` an hour. A
+//! right code gives the user a new random PIN, sent over the same transport
+//! (`admin::server::send_pin`, as `user add` without `--pin` does). Locked and disabled users get no code
 //! and no new PIN.
 //!
 //! The change-PIN rule is the seed product's: the page shows a security
@@ -40,9 +42,12 @@ pub const RESET_CODE_LEN: usize = 8;
 /// codes are dropped, then new requests are refused (nothing is sent).
 pub const MAX_OUTSTANDING: usize = 10_000;
 
-/// Seconds a live reset code must be old before a new one is sent to the
-/// same user (the live one stays), so the pages cannot flood a mailbox.
+/// Seconds since the last reset code sent to a user (live, spent or expired)
+/// before another is sent, so the pages cannot flood a mailbox.
 pub const MIN_RESEND_SECS: i64 = 30;
+
+/// Length of the `[pages] reset_codes_per_hour` window, in seconds.
+const HOUR_SECS: i64 = 3600;
 
 /// Longest input looked at; longer input is a failure.
 const MAX_INPUT_LEN: usize = 256;
@@ -69,15 +74,29 @@ struct Outstanding {
 enum Refused {
     /// [`MAX_OUTSTANDING`] live codes.
     Full,
-    /// The user's live code is younger than [`MIN_RESEND_SECS`].
+    /// The last code sent to the user is younger than [`MIN_RESEND_SECS`].
     TooSoon,
+    /// `[pages] reset_codes_per_hour` codes were sent to the user this hour.
+    HourlyCap,
+}
+
+/// Codes sent to one user: the last send and the current hour's window
+/// (Unix seconds), kept apart from the live code.
+#[derive(Clone, Copy)]
+struct Sent {
+    last: i64,
+    hour_start: i64,
+    count: u32,
 }
 
 /// Outstanding ResetPIN codes: user name -> keyed hash and expiry (Unix
-/// seconds), at most [`MAX_OUTSTANDING`] entries.
+/// seconds), at most [`MAX_OUTSTANDING`] entries, and per user the send
+/// history the resend limits read (also at most [`MAX_OUTSTANDING`] users;
+/// when full, users whose hour has ended go first, then the oldest send).
 #[derive(Default)]
 pub struct ResetCodes {
     codes: Mutex<HashMap<String, Outstanding>>,
+    sent: Mutex<HashMap<String, Sent>>,
 }
 
 impl ResetCodes {
@@ -89,6 +108,7 @@ impl ResetCodes {
         hash: Vec<u8>,
         expires_at: i64,
         now: i64,
+        per_hour: u32,
     ) -> Result<Option<Outstanding>, Refused> {
         let mut map = self.codes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(live) = map.get(user) {
@@ -102,12 +122,55 @@ impl ResetCodes {
                 return Err(Refused::Full);
             }
         }
+        self.count_send(user, now, per_hour)?;
         let code = Outstanding {
             hash,
             expires_at,
             issued_at: now,
         };
         Ok(map.insert(user.to_string(), code))
+    }
+
+    /// Counts a send to `user` at `now` (Unix seconds) unless it is within
+    /// [`MIN_RESEND_SECS`] of the last one or `per_hour` were sent this hour.
+    /// A failed send stays counted, so a failing transport is not hammered.
+    fn count_send(&self, user: &str, now: i64, per_hour: u32) -> Result<(), Refused> {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sent.get(user) {
+            if now - s.last < MIN_RESEND_SECS {
+                return Err(Refused::TooSoon);
+            }
+            if now - s.hour_start < HOUR_SECS && s.count >= per_hour {
+                return Err(Refused::HourlyCap);
+            }
+        }
+        if per_hour == 0 {
+            return Err(Refused::HourlyCap);
+        }
+        if sent.len() >= MAX_OUTSTANDING && !sent.contains_key(user) {
+            sent.retain(|_, s| now - s.hour_start < HOUR_SECS);
+            if sent.len() >= MAX_OUTSTANDING {
+                let oldest = sent
+                    .iter()
+                    .min_by_key(|(_, s)| s.last)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    sent.remove(&oldest);
+                }
+            }
+        }
+        let entry = sent.entry(user.to_string()).or_insert(Sent {
+            last: now,
+            hour_start: now,
+            count: 0,
+        });
+        if now - entry.hour_start >= HOUR_SECS {
+            entry.hour_start = now;
+            entry.count = 0;
+        }
+        entry.last = now;
+        entry.count += 1;
+        Ok(())
     }
 
     /// Puts `previous` back for `user` if the live code is still `hash`.
@@ -208,18 +271,21 @@ pub fn send_reset_code(app: &App, username: &str, source: &Source) -> Result<(),
     let ttl = app.config.pages.reset_code_ttl;
     let code = new_code(RESET_CODE_LEN);
     let hash = app.key.keyed_hash(Purpose::ResetCode, code.as_bytes());
-    let previous =
-        match app
-            .reset_codes
-            .replace(&user.name, hash.to_vec(), now + ttl.as_secs() as i64, now)
-        {
-            Ok(previous) => previous,
-            Err(Refused::TooSoon) => return refuse("too_soon"),
-            Err(Refused::Full) => {
-                tracing::warn!("ResetPIN code not sent: {MAX_OUTSTANDING} codes outstanding");
-                return refuse("too_many_outstanding");
-            }
-        };
+    let previous = match app.reset_codes.replace(
+        &user.name,
+        hash.to_vec(),
+        now + ttl.as_secs() as i64,
+        now,
+        app.config.pages.reset_codes_per_hour,
+    ) {
+        Ok(previous) => previous,
+        Err(Refused::TooSoon) => return refuse("too_soon"),
+        Err(Refused::HourlyCap) => return refuse("hourly_cap"),
+        Err(Refused::Full) => {
+            tracing::warn!("ResetPIN code not sent: {MAX_OUTSTANDING} codes outstanding");
+            return refuse("too_many_outstanding");
+        }
+    };
     let mut message = Message::new(MessageKind::ResetCode, user.name.clone());
     message.subject = "Your PIN reset code".to_string();
     message.body = format!(
@@ -529,11 +595,66 @@ mod tests {
             .unwrap();
         assert_ne!(pin.as_slice(), b"1234");
         // A wrong code burns the live one; a second request within
-        // MIN_RESEND_SECS sends nothing and keeps the live one.
+        // MIN_RESEND_SECS sends nothing and keeps the live one. (Forget the
+        // first send, as if MIN_RESEND_SECS had passed.)
+        app.reset_codes.sent.lock().unwrap().clear();
         send_reset_code(&app, "alice", &page()).unwrap();
         assert!(send_reset_code(&app, "alice", &page()).is_err());
         assert!(app.reset_codes.codes.lock().unwrap().contains_key("alice"));
         assert!(redeem_reset_code(&app, "alice", "00000000x", &page()).is_err());
         assert!(app.reset_codes.take("alice").is_none());
+    }
+
+    #[test]
+    fn sends_are_limited_apart_from_the_live_code() {
+        let codes = ResetCodes::default();
+        let t0 = 1_000_000;
+        assert!(codes.replace("alice", vec![1], t0 + 600, t0, 5).is_ok());
+        // Spending the code does not lift the resend limit.
+        assert!(codes.take("alice").is_some());
+        assert!(matches!(
+            codes.replace("alice", vec![2], t0 + 600, t0 + 5, 5),
+            Err(Refused::TooSoon)
+        ));
+        let mut now = t0;
+        for _ in 1..5 {
+            now += MIN_RESEND_SECS;
+            codes.take("alice");
+            assert!(codes.replace("alice", vec![3], now + 600, now, 5).is_ok());
+        }
+        codes.take("alice");
+        assert!(matches!(
+            codes.replace("alice", vec![4], now + 600, now + MIN_RESEND_SECS, 5),
+            Err(Refused::HourlyCap)
+        ));
+        assert!(codes
+            .replace("alice", vec![5], t0 + 4000, t0 + HOUR_SECS, 5)
+            .is_ok());
+        // Other users are not affected.
+        assert!(codes.replace("bob", vec![6], t0 + 600, t0 + 5, 5).is_ok());
+    }
+
+    #[test]
+    fn a_full_send_history_still_admits_new_users() {
+        let codes = ResetCodes::default();
+        let t0 = 1_000_000;
+        for i in 0..MAX_OUTSTANDING + 10 {
+            assert!(codes
+                .count_send(&format!("u{i}"), t0 + (i / 1000) as i64, 5)
+                .is_ok());
+        }
+        assert!(codes.sent.lock().unwrap().len() <= MAX_OUTSTANDING);
+        assert!(codes.count_send("fresh", t0 + 12, 5).is_ok());
+        // A recent user is still remembered; the oldest made room.
+        let recent = format!("u{}", MAX_OUTSTANDING + 9);
+        assert!(codes.count_send(&recent, t0 + 13, 5).is_err());
+        let first_second = codes
+            .sent
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.last == t0)
+            .count();
+        assert_eq!(first_second, 1000 - 11);
     }
 }

@@ -6,9 +6,13 @@
 //! `SameSite=Strict; HttpOnly` cookie and repeated in a hidden form field; a
 //! POST is accepted only when the cookie's tag verifies and the field equals
 //! the cookie (both compared in constant time). Rate limits are fixed
-//! one-minute windows per key (source address, or user name), in maps of at
-//! most [`MAX_KEYS`] keys; when a map is full of live windows new keys are
-//! refused until a window ends. Nothing here holds a PIN or a code.
+//! one-minute windows per key (source address, an IPv6 address counted by its
+//! /64, or user name), in maps of at most [`MAX_KEYS`] keys. A full map never
+//! refuses a new key (that would lock out every newcomer): it drops ended
+//! windows first, then the oldest window still under its limit, and only
+//! when every window is over its limit the oldest of those. The change-PIN
+//! form map likewise drops expired forms, then the oldest. Nothing here
+//! holds a PIN or a code.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -53,9 +57,17 @@ impl Default for PagesState {
     }
 }
 
+/// One rate-limit window: when it started, hits counted, and whether the
+/// key is over its limit (such windows are dropped last when the map is full).
+struct Window {
+    start: Instant,
+    hits: u32,
+    over: bool,
+}
+
 #[derive(Default)]
 struct Windows {
-    map: Mutex<HashMap<String, (Instant, u32)>>,
+    map: Mutex<HashMap<String, Window>>,
 }
 
 impl Windows {
@@ -64,20 +76,36 @@ impl Windows {
     fn hit(&self, key: &str, limit: u32, now: Instant) -> Result<(), u64> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_KEYS && !map.contains_key(key) {
-            map.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+            map.retain(|_, w| now.saturating_duration_since(w.start) < WINDOW);
             if map.len() >= MAX_KEYS {
-                return Err(WINDOW.as_secs());
+                // Oldest under-limit window first; over-limit ones last.
+                let victim = map
+                    .iter()
+                    .min_by_key(|(_, w)| (w.over, w.start))
+                    .map(|(k, _)| k.clone());
+                if let Some(victim) = victim {
+                    map.remove(&victim);
+                }
             }
         }
-        let entry = map.entry(key.to_string()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= WINDOW {
-            *entry = (now, 0);
+        let entry = map.entry(key.to_string()).or_insert(Window {
+            start: now,
+            hits: 0,
+            over: false,
+        });
+        if now.saturating_duration_since(entry.start) >= WINDOW {
+            *entry = Window {
+                start: now,
+                hits: 0,
+                over: false,
+            };
         }
-        if entry.1 >= limit {
-            let left = WINDOW.saturating_sub(now.duration_since(entry.0));
+        if entry.hits >= limit {
+            entry.over = true;
+            let left = WINDOW.saturating_sub(now.saturating_duration_since(entry.start));
             return Err(left.as_secs().max(1));
         }
-        entry.1 += 1;
+        entry.hits += 1;
         Ok(())
     }
 }
@@ -120,25 +148,41 @@ impl PagesState {
         }
     }
 
-    /// Counts a page request from `address`; `Err(retry_after_seconds)` over the limit.
+    /// Counts a page request from `address` (an IP address in text; an IPv6
+    /// one is counted by its /64, see [`crate::http::client_key`]);
+    /// `Err(retry_after_seconds)` over the limit, the seconds left in the
+    /// address's window (at least 1).
     pub fn hit_address(&self, address: &str, limit: u32) -> Result<(), u64> {
-        self.by_address.hit(address, limit, Instant::now())
+        let key = match address.parse::<std::net::IpAddr>() {
+            Ok(ip) => crate::http::client_key(ip).to_string(),
+            Err(_) => address.to_string(),
+        };
+        self.by_address.hit(&key, limit, Instant::now())
     }
 
-    /// Counts a form naming `username`; `Err(retry_after_seconds)` over the limit.
+    /// Counts a form naming `username`; `Err(retry_after_seconds)` over the
+    /// limit, the seconds left in that user name's window (at least 1).
     pub fn hit_user(&self, username: &str, limit: u32) -> Result<(), u64> {
         self.by_user.hit(username, limit, Instant::now())
     }
 
     /// Opens a change-PIN form: a fresh distinct-digit security string bound
-    /// to a random form id. `None` when [`MAX_KEYS`] forms are open.
+    /// to a random form id, usable for [`FORM_TTL`]. When [`MAX_KEYS`] forms
+    /// are open, expired forms and then the oldest form are dropped to make
+    /// room, so this always returns `Some` (the `Option` stays for callers).
     pub fn open_form(&self) -> Option<(String, SecurityString)> {
         let now = Instant::now();
         let mut map = self.forms.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_KEYS {
             map.retain(|_, (_, expires)| *expires > now);
             if map.len() >= MAX_KEYS {
-                return None;
+                let oldest = map
+                    .iter()
+                    .min_by_key(|(_, (_, expires))| *expires)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    map.remove(&oldest);
+                }
             }
         }
         let id = hex::encode(secrets::random_bytes(16));
@@ -181,6 +225,55 @@ mod tests {
         assert!(w.hit("a", 2, t0).is_err());
         assert!(w.hit("b", 2, t0).is_ok());
         assert!(w.hit("a", 2, t0 + WINDOW).is_ok());
+    }
+
+    #[test]
+    fn a_full_window_map_admits_new_keys_and_keeps_limits() {
+        let w = Windows::default();
+        let t0 = Instant::now();
+        // "limited" is the oldest key and over its limit.
+        assert!(w.hit("limited", 1, t0).is_ok());
+        assert!(w.hit("limited", 1, t0).is_err());
+        for i in 0..MAX_KEYS + 50 {
+            assert!(
+                w.hit(&format!("k{i}"), 1, t0 + Duration::from_millis(1))
+                    .is_ok(),
+                "new key {i} refused"
+            );
+        }
+        assert!(w.map.lock().unwrap().len() <= MAX_KEYS);
+        // A fresh key is still admitted; the over-limit key stays limited,
+        // with Retry-After the rest of its window.
+        assert!(w.hit("fresh", 1, t0 + Duration::from_secs(2)).is_ok());
+        let left = w
+            .hit("limited", 1, t0 + Duration::from_secs(2))
+            .unwrap_err();
+        assert_eq!(left, WINDOW.as_secs() - 2);
+        // An under-limit key that was still in the map stays counted.
+        assert!(w.hit("fresh", 1, t0 + Duration::from_secs(3)).is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64() {
+        let s = PagesState::default();
+        assert!(s.hit_address("2001:db8:1:2::1", 2).is_ok());
+        assert!(s.hit_address("2001:db8:1:2:ffff::9", 2).is_ok());
+        assert!(s.hit_address("2001:db8:1:2::77", 2).is_err());
+        assert!(s.hit_address("2001:db8:1:3::1", 2).is_ok());
+        assert!(s.hit_address("127.0.0.1", 1).is_ok());
+        assert!(s.hit_address("::ffff:127.0.0.1", 1).is_err());
+    }
+
+    #[test]
+    fn a_full_form_map_still_opens_forms() {
+        let s = PagesState::default();
+        let (first, _) = s.open_form().unwrap();
+        for _ in 0..MAX_KEYS + 10 {
+            assert!(s.open_form().is_some());
+        }
+        assert!(s.forms.lock().unwrap().len() <= MAX_KEYS);
+        // The oldest form made room.
+        assert!(s.take_form(&first).is_none());
     }
 
     #[test]
