@@ -288,6 +288,20 @@ impl MessageKind {
         }
     }
 
+    /// The kind named `name` (as [`MessageKind::as_str`] spells it), for
+    /// per-kind template tables in plugin configs.
+    ///
+    /// Errors: a message naming the unknown kind and the known ones.
+    pub fn from_name(name: &str) -> Result<MessageKind, String> {
+        MessageKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown message kind (known: {})", known.join(", "))
+            })
+    }
+
     /// Every kind, for building per-kind tables.
     pub const ALL: [MessageKind; 4] = [
         MessageKind::ProvisionCode,
@@ -495,6 +509,18 @@ mod tests {
         let e = read_secret_file(&dir.join("missing")).unwrap_err();
         assert!(e.contains("cannot read"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn kinds_are_found_by_name() {
+        for kind in MessageKind::ALL {
+            assert_eq!(MessageKind::from_name(kind.as_str()), Ok(kind));
+        }
+        let e = MessageKind::from_name("fax").unwrap_err();
+        assert!(
+            e.contains("provision-code, pin, security-string, reset-code"),
+            "{e}"
+        );
     }
 
     #[test]

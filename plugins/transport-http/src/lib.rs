@@ -268,16 +268,8 @@ fn parse_templates(
 ) -> Result<BTreeMap<MessageKind, Template>, PluginError> {
     let mut templates = BTreeMap::new();
     for (name, text) in raw {
-        let kind = MessageKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
-                config_error(format!(
-                    "templates.{name}: unknown message kind (known: {})",
-                    known.join(", ")
-                ))
-            })?;
+        let kind = MessageKind::from_name(&name)
+            .map_err(|e| config_error(format!("templates.{name}: {e}")))?;
         let template = Template::parse(&text, kind.placeholders())
             .map_err(|e| config_error(format!("templates.{name}: {e}")))?;
         templates.insert(kind, template);

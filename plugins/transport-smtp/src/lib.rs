@@ -181,16 +181,8 @@ fn parse_templates(
 ) -> Result<BTreeMap<MessageKind, KindTemplate>, PluginError> {
     let mut templates = BTreeMap::new();
     for (name, settings) in raw {
-        let kind = MessageKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
-                config_error(format!(
-                    "templates.{name}: unknown message kind (known: {})",
-                    known.join(", ")
-                ))
-            })?;
+        let kind = MessageKind::from_name(&name)
+            .map_err(|e| config_error(format!("templates.{name}: {e}")))?;
         let allowed = kind.placeholders();
         let parse = |field: &str, text: Option<String>| {
             text.map(|t| Template::parse(&t, allowed))
