@@ -142,6 +142,11 @@ impl Clients {
 
 /// Picks the client whose network contains `ip` with the longest prefix.
 pub fn find_client(clients: &[ResolvedClient], ip: IpAddr) -> Option<&ResolvedClient> {
+    find_client_index(clients, ip).map(|i| &clients[i])
+}
+
+/// Index of the client [`find_client`] picks (one pass over the list).
+fn find_client_index(clients: &[ResolvedClient], ip: IpAddr) -> Option<usize> {
     let ip = match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()
@@ -151,8 +156,10 @@ pub fn find_client(clients: &[ResolvedClient], ip: IpAddr) -> Option<&ResolvedCl
     };
     clients
         .iter()
-        .filter(|c| c.address.contains(&ip))
-        .max_by_key(|c| c.address.prefix_len())
+        .enumerate()
+        .filter(|(_, c)| c.address.contains(&ip))
+        .max_by_key(|(_, c)| c.address.prefix_len())
+        .map(|(i, _)| i)
 }
 
 /// Key of a request for duplicate detection: source, identifier, authenticator.
@@ -586,12 +593,6 @@ fn handle_datagram(
         permit,
         received,
     });
-}
-
-/// Index of the client [`find_client`] picks.
-fn find_client_index(clients: &[ResolvedClient], ip: IpAddr) -> Option<usize> {
-    let picked = find_client(clients, ip)?;
-    clients.iter().position(|c| std::ptr::eq(c, picked))
 }
 
 /// Decides and answers one checked request (now, or once its decision is

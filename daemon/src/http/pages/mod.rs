@@ -794,9 +794,7 @@ async fn changepin_form(
     if let Err(r) = limit_address(&app, &peer) {
         return r;
     }
-    let Some((form_id, string)) = app.pages.open_form() else {
-        return too_many(&app, guard::WINDOW.as_secs());
-    };
+    let (form_id, string) = app.pages.open_form();
     let (token, fresh) = token_for_page(&app, &headers);
     let page = ChangePinPage {
         head: Head::of(&app),
