@@ -342,16 +342,38 @@ fn limit_address(app: &App, peer: &SocketAddr) -> Result<(), Response> {
         .map_err(|retry| too_many(app, retry))
 }
 
+/// What [`check_post`] reads of every page form.
+trait PageForm {
+    /// The hidden CSRF field.
+    fn csrf(&self) -> &str;
+    /// The user name typed into the form.
+    fn username(&self) -> &str;
+}
+
+macro_rules! page_form {
+    ($($form:ty),*) => {$(
+        impl PageForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+            fn username(&self) -> &str {
+                &self.username
+            }
+        }
+    )*};
+}
+
+page_form!(UserForm, CodeForm, ChangePinForm);
+
 /// The checks of every form POST: the address limit, the form itself, the
-/// CSRF pair, then (for forms naming a user) the user-name limit.
+/// CSRF pair, then (with `limit_user`) the user-name limit.
 #[allow(clippy::result_large_err)]
-fn check_post<T>(
+fn check_post<T: PageForm>(
     app: &App,
     peer: &SocketAddr,
     headers: &HeaderMap,
     form: Result<Form<T>, FormRejection>,
-    csrf_of: impl Fn(&T) -> &str,
-    user_of: impl Fn(&T) -> Option<&str>,
+    limit_user: bool,
 ) -> Result<(T, String), Response> {
     limit_address(app, peer)?;
     let Ok(Form(form)) = form else {
@@ -364,7 +386,7 @@ fn check_post<T>(
         ));
     };
     let cookie = cookie_token(headers);
-    if !app.pages.csrf_matches(cookie, csrf_of(&form)) {
+    if !app.pages.csrf_matches(cookie, form.csrf()) {
         return Err(message(
             app,
             StatusCode::FORBIDDEN,
@@ -373,7 +395,8 @@ fn check_post<T>(
             None,
         ));
     }
-    if let Some(user) = user_of(&form) {
+    if limit_user {
+        let user = form.username();
         app.pages
             .hit_user(
                 &user.trim().to_lowercase(),
@@ -452,14 +475,7 @@ async fn provision_request(
     headers: HeaderMap,
     form: Result<Form<UserForm>, FormRejection>,
 ) -> Response {
-    let (form, token) = match check_post(
-        &app,
-        &peer,
-        &headers,
-        form,
-        |f| &f.csrf,
-        |f| Some(&f.username),
-    ) {
+    let (form, token) = match check_post(&app, &peer, &headers, form, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -531,14 +547,7 @@ async fn reset_request(
     headers: HeaderMap,
     form: Result<Form<UserForm>, FormRejection>,
 ) -> Response {
-    let (form, token) = match check_post(
-        &app,
-        &peer,
-        &headers,
-        form,
-        |f| &f.csrf,
-        |f| Some(&f.username),
-    ) {
+    let (form, token) = match check_post(&app, &peer, &headers, form, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -567,14 +576,7 @@ async fn reset_redeem(
     headers: HeaderMap,
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
-    let (form, _) = match check_post(
-        &app,
-        &peer,
-        &headers,
-        form,
-        |f| &f.csrf,
-        |f| Some(&f.username),
-    ) {
+    let (form, _) = match check_post(&app, &peer, &headers, form, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -679,7 +681,7 @@ async fn provision_settings(
     headers: HeaderMap,
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
-    let (form, token) = match check_post(&app, &peer, &headers, form, |f| &f.csrf, |_| None) {
+    let (form, token) = match check_post(&app, &peer, &headers, form, false) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -722,14 +724,7 @@ async fn provision_redeem(
     headers: HeaderMap,
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
-    let (form, _) = match check_post(
-        &app,
-        &peer,
-        &headers,
-        form,
-        |f| &f.csrf,
-        |f| Some(&f.username),
-    ) {
+    let (form, _) = match check_post(&app, &peer, &headers, form, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -828,14 +823,7 @@ async fn changepin_submit(
     headers: HeaderMap,
     form: Result<Form<ChangePinForm>, FormRejection>,
 ) -> Response {
-    let (form, _) = match check_post(
-        &app,
-        &peer,
-        &headers,
-        form,
-        |f| &f.csrf,
-        |f| Some(&f.username),
-    ) {
+    let (form, _) = match check_post(&app, &peer, &headers, form, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
