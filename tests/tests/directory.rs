@@ -9,237 +9,47 @@
 
 use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pinwheel::otc::{extract, Pin, SecurityString};
 use pinwheel::radius::codec::{self, Code};
+use pinwheel_test_peers::slapd::{Options, Slapd, PEOPLE, SERVICE_DN, SERVICE_PW, SUFFIX};
 use pinwheel_tests::{http_post, install_plugin, radclient_output, Daemon, SECRET};
 use serde_json::json;
 
-const SUFFIX: &str = "dc=example,dc=org";
-const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
-const ROOT_PW: &str = "root-secret";
-const SERVICE_DN: &str = "cn=pinwheel,ou=services,dc=example,dc=org";
-const SERVICE_PW: &str = "service-secret";
-const PEOPLE: &str = "ou=people,dc=example,dc=org";
-
-/// A private slapd: killed (and waited for) on drop.
-struct Slapd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
+/// A private slapd with alice and bob under ou=people and the service
+/// account the plugin binds as.
+fn start_slapd() -> Slapd {
+    let slapd = Slapd::start(&Options::default());
+    load(&slapd);
+    slapd
 }
 
-fn slapd_binary() -> PathBuf {
-    for candidate in [
-        "/usr/sbin/slapd",
-        "/usr/local/sbin/slapd",
-        "/usr/local/libexec/slapd",
-    ] {
-        if Path::new(candidate).exists() {
-            return PathBuf::from(candidate);
-        }
-    }
-    panic!(
-        "slapd (OpenLDAP server) is not installed: run tools/test.sh, which installs \
-         Debian's slapd and ldap-utils without starting the system service"
+fn load(slapd: &Slapd) {
+    let person = |uid: &str, mail: &str, pw: &str| {
+        format!(
+            "dn: uid={uid},{PEOPLE}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {uid}\n\
+             cn: {uid}\nsn: {uid}\nmail: {mail}\nuserPassword: {pw}\n\n"
+        )
+    };
+    let mut ldif = format!(
+        "dn: {SUFFIX}\nchangetype: add\nobjectClass: dcObject\nobjectClass: organization\n\
+         dc: example\no: Example\n\n\
+         dn: ou=people,{SUFFIX}\nchangetype: add\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: ou=services,{SUFFIX}\nchangetype: add\nobjectClass: organizationalUnit\nou: services\n\n\
+         dn: {SERVICE_DN}\nchangetype: add\nobjectClass: organizationalRole\n\
+         objectClass: simpleSecurityObject\ncn: pinwheel\nuserPassword: {SERVICE_PW}\n\n"
     );
-}
-
-fn module_dir() -> &'static str {
-    for d in [
-        "/usr/lib/ldap",
-        "/usr/lib/x86_64-linux-gnu/ldap",
-        "/usr/lib/aarch64-linux-gnu/ldap",
-    ] {
-        if Path::new(d).join("back_mdb.so").exists() || Path::new(d).join("back_mdb.la").exists() {
-            return d;
-        }
-    }
-    "/usr/lib/ldap"
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// Runs an ldap-utils command as the root DN with `ldif` on standard input.
-fn ldap_tool(tool: &str, url: &str, extra: &[&str], ldif: &str) -> std::process::Output {
-    let mut child = Command::new(tool)
-        .args(["-x", "-H", url, "-D", ROOT_DN, "-w", ROOT_PW])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {tool} (ldap-utils): {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(ldif.as_bytes())
-        .expect("write LDIF");
-    child.wait_with_output().expect("wait for the LDAP tool")
-}
-
-impl Slapd {
-    fn start() -> Slapd {
-        let binary = slapd_binary();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let d = dir.path();
-        std::fs::create_dir(d.join("db")).expect("db dir");
-        let conf = format!(
-            "include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-pidfile {dir}/slapd.pid
-argsfile {dir}/slapd.args
-modulepath {modules}
-moduleload back_mdb
-
-database mdb
-maxsize 16777216
-suffix \"{SUFFIX}\"
-rootdn \"{ROOT_DN}\"
-rootpw {ROOT_PW}
-directory {dir}/db
-index objectClass eq
-access to attrs=userPassword
-  by anonymous auth
-  by self read
-  by * none
-access to *
-  by dn.exact=\"{SERVICE_DN}\" read
-  by self read
-  by * none
-",
-            dir = d.display(),
-            modules = module_dir(),
-        );
-        std::fs::write(d.join("slapd.conf"), conf).expect("slapd.conf");
-        let mut slapd = Slapd {
-            child: None,
-            dir,
-            port: 0,
-        };
-        let mut last = String::new();
-        for _ in 0..5 {
-            slapd.port = free_port();
-            match slapd.spawn(&binary) {
-                Ok(()) => {
-                    slapd.load();
-                    return slapd;
-                }
-                Err(log) => last = log,
-            }
-        }
-        panic!("slapd did not start; its log:\n{last}");
-    }
-
-    fn spawn(&mut self, binary: &Path) -> Result<(), String> {
-        let d = self.dir.path();
-        let log_path = d.join("slapd.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(binary)
-            .arg("-f")
-            .arg(d.join("slapd.conf"))
-            .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{}/", self.port))
-            // Any -d keeps slapd in the foreground, our child.
-            .args(["-d", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(format!("exited with {status}\n{}", read_log()));
-                }
-            }
-            let probe = Command::new("ldapwhoami")
-                .args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PW])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            if probe.is_ok_and(|s| s.success()) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                self.stop();
-                return Err(format!("no answer within 15 s\n{}", read_log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ldap://127.0.0.1:{}", self.port)
-    }
-
-    fn modify(&self, ldif: &str) {
-        let out = ldap_tool("ldapmodify", &self.url(), &[], ldif);
-        assert!(
-            out.status.success(),
-            "ldapmodify: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn delete(&self, dn: &str) {
-        let out = ldap_tool("ldapdelete", &self.url(), &[dn], "");
-        assert!(
-            out.status.success(),
-            "ldapdelete {dn}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn load(&self) {
-        let person = |uid: &str, mail: &str, pw: &str| {
-            format!(
-                "dn: uid={uid},{PEOPLE}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {uid}\n\
-                 cn: {uid}\nsn: {uid}\nmail: {mail}\nuserPassword: {pw}\n\n"
-            )
-        };
-        let mut ldif = format!(
-            "dn: {SUFFIX}\nchangetype: add\nobjectClass: dcObject\nobjectClass: organization\n\
-             dc: example\no: Example\n\n\
-             dn: ou=people,{SUFFIX}\nchangetype: add\nobjectClass: organizationalUnit\nou: people\n\n\
-             dn: ou=services,{SUFFIX}\nchangetype: add\nobjectClass: organizationalUnit\nou: services\n\n\
-             dn: {SERVICE_DN}\nchangetype: add\nobjectClass: organizationalRole\n\
-             objectClass: simpleSecurityObject\ncn: pinwheel\nuserPassword: {SERVICE_PW}\n\n"
-        );
-        ldif.push_str(&person("alice", "alice@example.org", "alice-pw"));
-        ldif.push_str(&person("bob", "bob@example.org", "bob-pw"));
-        self.modify(&ldif);
-    }
-}
-
-impl Drop for Slapd {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    ldif.push_str(&person("alice", "alice@example.org", "alice-pw"));
+    ldif.push_str(&person("bob", "bob@example.org", "bob-pw"));
+    slapd.modify(&ldif);
 }
 
 /// A daemon with the LDAP plugin as directory `corp` (no scheduled sync).
 fn daemon_with(slapd: &Slapd, two_stage: bool) -> Daemon {
-    daemon_at(slapd.dir.path(), &slapd.url(), two_stage, "", "")
+    daemon_at(slapd.dir(), &slapd.url(), two_stage, "", "")
 }
 
 /// A daemon with the LDAP plugin as directory `corp` at `url` (plugin and
@@ -325,7 +135,7 @@ fn challenge_state(out: &str) -> String {
 
 #[test]
 fn ldap_user_is_created_at_first_provision_request() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let d = daemon_with(&slapd, false);
     let out = d.ctl(&["user", "show", "alice"]);
     assert!(!out.success(), "alice is not stored yet: {out}");
@@ -372,7 +182,7 @@ fn ldap_user_is_created_at_first_provision_request() {
 
 #[test]
 fn two_stage_login_checks_the_ldap_password() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let d = daemon_with(&slapd, true);
     // A wrong LDAP password is rejected; an empty one gets the decoy
     // challenge everyone without the right password gets, whose State never
@@ -419,7 +229,7 @@ fn two_stage_login_checks_the_ldap_password() {
 
 #[test]
 fn sync_updates_attributes_and_disables_users_gone_from_ldap() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let d = daemon_with(&slapd, true);
     d.add_user("zed", "4821");
     let out = d.ctl_ok(&["directory", "sync", "corp"]);
@@ -505,7 +315,7 @@ fn reload(d: &Daemon, n: usize) {
 
 #[test]
 fn sync_with_an_empty_listing_is_refused_unless_forced() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let d = daemon_with(&slapd, false);
     let out = d.ctl_ok(&["directory", "sync", "corp"]);
     assert!(
@@ -576,7 +386,7 @@ const FIRST_LEG_MIN_DELAY: Duration = Duration::from_millis(500);
 
 #[test]
 fn two_stage_first_leg_does_not_reveal_who_exists() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let d = daemon_with(&slapd, true);
     d.add_user("carol", "5601");
     set_local_password(&d, "carol", "carols-pw");

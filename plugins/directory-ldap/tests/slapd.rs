@@ -2,72 +2,27 @@
 //! test on 127.0.0.1 at ports chosen at run time, with its own config and
 //! database in a temporary folder, and killed when the test ends.
 //!
-//! Needs Debian's `slapd` (run `tools/test.sh`, which installs it). The
-//! directory holds: people (alice with mail, mobile and groups vpn + staff;
-//! bob without a phone; a user whose uid is `eve*)(uid=*`; twin), a second
+//! Needs Debian's `slapd` and `ldap-utils` (run `tools/test.sh`, which
+//! installs them); the starter is `pinwheel-test-peers`. The directory
+//! holds: people (alice with mail, mobile and groups vpn + staff; bob
+//! without a phone; a user whose uid is `eve*)(uid=*`; twin), a second
 //! `twin` elsewhere (for the ambiguity test), Active-Directory-like users
 //! (`sAMAccountName`, `userAccountControl`, from a small test schema), and
 //! groupOfNames groups, with the memberof overlay maintaining `memberOf`.
 
 use std::collections::HashSet;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ldap3::LdapConn;
 use pinwheel_directory_ldap::LdapDirectory;
 use pinwheel_sdk::{Directory, DirectoryUser, ErrorKind, Plugin};
+use pinwheel_test_peers::free_port;
+use pinwheel_test_peers::slapd::{
+    Options, Slapd, Tls, PEOPLE, ROOT_DN, ROOT_PW, SERVICE_DN, SERVICE_PW, SUFFIX,
+};
 use serde_json::{json, Value};
-
-const SUFFIX: &str = "dc=example,dc=org";
-const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
-const ROOT_PW: &str = "root-secret";
-const SERVICE_DN: &str = "cn=pinwheel,ou=services,dc=example,dc=org";
-const SERVICE_PW: &str = "service-secret";
-const PEOPLE: &str = "ou=people,dc=example,dc=org";
-
-/// A private slapd: killed (and waited for) on drop.
-struct Slapd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
-    tls_port: u16,
-}
-
-fn slapd_binary() -> PathBuf {
-    for candidate in [
-        "/usr/sbin/slapd",
-        "/usr/local/sbin/slapd",
-        "/usr/local/libexec/slapd",
-    ] {
-        if Path::new(candidate).exists() {
-            return PathBuf::from(candidate);
-        }
-    }
-    panic!(
-        "slapd (OpenLDAP server) is not installed: run tools/test.sh, which installs \
-         Debian's slapd and ldap-utils without starting the system service"
-    );
-}
-
-fn module_dir() -> &'static str {
-    for d in [
-        "/usr/lib/ldap",
-        "/usr/lib/x86_64-linux-gnu/ldap",
-        "/usr/lib/aarch64-linux-gnu/ldap",
-    ] {
-        if Path::new(d).join("back_mdb.so").exists() || Path::new(d).join("back_mdb.la").exists() {
-            return d;
-        }
-    }
-    "/usr/lib/ldap"
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
 
 /// A small schema imitating the Active Directory attributes the plugin
 /// reads, under OpenLDAP's experimental OID arc.
@@ -81,268 +36,132 @@ objectclass ( 1.3.6.1.4.1.4203.666.11.77.3 NAME 'pinwheelTestAdUser'
   SUP top AUXILIARY MAY ( sAMAccountName $ userAccountControl ) )
 ";
 
-impl Slapd {
-    /// Writes the config, TLS files and database folder, starts slapd and
-    /// loads the test entries.
-    fn start() -> Slapd {
-        let binary = slapd_binary();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let d = dir.path();
-        std::fs::create_dir(d.join("db")).expect("db dir");
-        std::fs::write(d.join("ad.schema"), AD_SCHEMA).expect("schema");
-        write_tls_files(d);
-        let conf = format!(
-            "include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include {dir}/ad.schema
-pidfile {dir}/slapd.pid
-argsfile {dir}/slapd.args
-modulepath {modules}
-moduleload back_mdb
-moduleload memberof
-TLSCACertificateFile {dir}/ca.pem
-TLSCertificateFile {dir}/server.pem
-TLSCertificateKeyFile {dir}/server.key
+/// A private slapd with the AD-like schema, the memberof overlay, `mobile`
+/// readable by the service account only, an `ldaps://` listener (CA in
+/// `ca.pem`, an unrelated CA in `other-ca.pem`) and the test entries.
+fn start_slapd() -> Slapd {
+    let (tls, other_ca) = tls_files();
+    let slapd = Slapd::start(&Options {
+        schemas: vec![("ad.schema", AD_SCHEMA)],
+        overlays: vec!["memberof"],
+        service_only_attrs: vec!["mobile"],
+        tls: Some(tls),
+    });
+    std::fs::write(slapd.path("other-ca.pem"), other_ca).expect("other-ca.pem");
+    load(&slapd);
+    slapd
+}
 
-database mdb
-maxsize 16777216
-suffix \"{SUFFIX}\"
-rootdn \"{ROOT_DN}\"
-rootpw {ROOT_PW}
-directory {dir}/db
-index objectClass eq
-overlay memberof
-access to attrs=userPassword
-  by anonymous auth
-  by self read
-  by * none
-access to attrs=mobile
-  by dn.exact=\"{SERVICE_DN}\" read
-  by * none
-access to *
-  by dn.exact=\"{SERVICE_DN}\" read
-  by self read
-  by * none
-",
-            dir = d.display(),
-            modules = module_dir(),
-        );
-        std::fs::write(d.join("slapd.conf"), conf).expect("slapd.conf");
-        let mut slapd = Slapd {
-            child: None,
-            dir,
-            port: 0,
-            tls_port: 0,
-        };
-        let mut last = String::new();
-        for _ in 0..5 {
-            slapd.port = free_port();
-            slapd.tls_port = free_port();
-            match slapd.spawn(&binary) {
-                Ok(()) => {
-                    slapd.load();
-                    return slapd;
-                }
-                Err(log) => last = log,
-            }
-        }
-        panic!("slapd did not start; its log:\n{last}");
-    }
-
-    /// Starts the process on the chosen ports and waits until the root DN
-    /// can bind. Err(log) when it exits or never answers.
-    fn spawn(&mut self, binary: &Path) -> Result<(), String> {
-        let d = self.dir.path();
-        let log_path = d.join("slapd.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(binary)
-            .arg("-f")
-            .arg(d.join("slapd.conf"))
-            .arg("-h")
-            .arg(format!(
-                "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
-                self.port, self.tls_port
-            ))
-            // Any -d keeps slapd in the foreground, our child.
-            .args(["-d", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(format!("exited with {status}\n{}", read_log()));
-                }
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                if let Ok(mut c) = LdapConn::new(&self.url()) {
-                    if c.simple_bind(ROOT_DN, ROOT_PW)
-                        .and_then(|r| r.success())
-                        .is_ok()
-                    {
-                        return Ok(());
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                self.stop();
-                return Err(format!("no answer within 15 s\n{}", read_log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Stops and starts slapd again on the same ports, same database.
-    fn restart(&mut self) {
-        self.stop();
-        let binary = slapd_binary();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.spawn(&binary) {
-                Ok(()) => return,
-                Err(log) if Instant::now() > deadline => panic!("slapd did not restart:\n{log}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ldap://127.0.0.1:{}", self.port)
-    }
-
-    fn tls_url(&self) -> String {
-        format!("ldaps://127.0.0.1:{}", self.tls_port)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Adds the test entries as the root DN (online, so the memberof
-    /// overlay fills in `memberOf`).
-    fn load(&self) {
-        let mut c = LdapConn::new(&self.url()).expect("connect as root");
-        c.simple_bind(ROOT_DN, ROOT_PW)
-            .and_then(|r| r.success())
-            .expect("root bind");
-        let c = &mut c;
+/// Adds the test entries as the root DN (online, so the memberof
+/// overlay fills in `memberOf`).
+fn load(slapd: &Slapd) {
+    let mut c = LdapConn::new(&slapd.url()).expect("connect as root");
+    c.simple_bind(ROOT_DN, ROOT_PW)
+        .and_then(|r| r.success())
+        .expect("root bind");
+    let c = &mut c;
+    add(
+        c,
+        SUFFIX,
+        attrs(&[
+            ("objectClass", &["dcObject", "organization"]),
+            ("dc", &["example"]),
+            ("o", &["Example"]),
+        ]),
+    );
+    for ou in ["people", "services", "groups", "others", "ad"] {
         add(
             c,
-            SUFFIX,
-            attrs(&[
-                ("objectClass", &["dcObject", "organization"]),
-                ("dc", &["example"]),
-                ("o", &["Example"]),
-            ]),
+            &format!("ou={ou},{SUFFIX}"),
+            attrs(&[("objectClass", &["organizationalUnit"]), ("ou", &[ou])]),
         );
-        for ou in ["people", "services", "groups", "others", "ad"] {
-            add(
-                c,
-                &format!("ou={ou},{SUFFIX}"),
-                attrs(&[("objectClass", &["organizationalUnit"]), ("ou", &[ou])]),
-            );
-        }
-        add(
-            c,
-            SERVICE_DN,
-            attrs(&[
-                (
-                    "objectClass",
-                    &["organizationalRole", "simpleSecurityObject"],
-                ),
-                ("cn", &["pinwheel"]),
-                ("userPassword", &[SERVICE_PW]),
-            ]),
-        );
-        add(
-            c,
-            &format!("uid=alice,{PEOPLE}"),
-            person(
-                "alice",
-                "Alice Liddell",
-                &[
-                    ("mail", "alice@example.org"),
-                    ("mobile", "+15550100"),
-                    ("userPassword", "alice-pw"),
-                ],
+    }
+    add(
+        c,
+        SERVICE_DN,
+        attrs(&[
+            (
+                "objectClass",
+                &["organizationalRole", "simpleSecurityObject"],
             ),
-        );
-        add(
-            c,
-            &format!("uid=bob,{PEOPLE}"),
-            person(
-                "bob",
-                "Bob",
-                &[("mail", "bob@example.org"), ("userPassword", "bob-pw")],
-            ),
-        );
-        add(
-            c,
-            &format!("cn=Eve Meta,{PEOPLE}"),
-            person("eve*)(uid=*", "Eve Meta", &[("userPassword", "eve-pw")]),
-        );
-        add(
-            c,
-            &format!("uid=twin,{PEOPLE}"),
-            person("twin", "Twin One", &[]),
-        );
-        add(
-            c,
-            &format!("uid=twin,ou=others,{SUFFIX}"),
-            person("twin", "Twin Two", &[]),
-        );
-        let mut dave = person(
-            "dave.ad",
-            "Dave",
+            ("cn", &["pinwheel"]),
+            ("userPassword", &[SERVICE_PW]),
+        ]),
+    );
+    add(
+        c,
+        &format!("uid=alice,{PEOPLE}"),
+        person(
+            "alice",
+            "Alice Liddell",
             &[
-                ("mail", "dave@corp.example"),
-                ("sAMAccountName", "dave"),
-                ("userAccountControl", "512"),
-                ("userPassword", "dave-pw"),
+                ("mail", "alice@example.org"),
+                ("mobile", "+15550100"),
+                ("userPassword", "alice-pw"),
             ],
-        );
-        dave[0].1.push("pinwheelTestAdUser".into());
-        add(c, &format!("cn=Dave,ou=ad,{SUFFIX}"), dave);
-        let mut dan = person(
-            "dan.ad",
-            "Dan",
-            &[("sAMAccountName", "dan"), ("userAccountControl", "514")],
-        );
-        dan[0].1.push("pinwheelTestAdUser".into());
-        add(c, &format!("cn=Dan,ou=ad,{SUFFIX}"), dan);
-        let alice = format!("uid=alice,{PEOPLE}");
-        let bob = format!("uid=bob,{PEOPLE}");
-        let dave_dn = format!("cn=Dave,ou=ad,{SUFFIX}");
-        add(
-            c,
-            &format!("cn=vpn,ou=groups,{SUFFIX}"),
-            group("vpn", &[&alice]),
-        );
-        add(
-            c,
-            &format!("cn=staff,ou=groups,{SUFFIX}"),
-            group("staff", &[&alice, &bob]),
-        );
-        add(
-            c,
-            &format!("cn=VPN Users,ou=groups,{SUFFIX}"),
-            group("VPN Users", &[&dave_dn]),
-        );
-    }
+        ),
+    );
+    add(
+        c,
+        &format!("uid=bob,{PEOPLE}"),
+        person(
+            "bob",
+            "Bob",
+            &[("mail", "bob@example.org"), ("userPassword", "bob-pw")],
+        ),
+    );
+    add(
+        c,
+        &format!("cn=Eve Meta,{PEOPLE}"),
+        person("eve*)(uid=*", "Eve Meta", &[("userPassword", "eve-pw")]),
+    );
+    add(
+        c,
+        &format!("uid=twin,{PEOPLE}"),
+        person("twin", "Twin One", &[]),
+    );
+    add(
+        c,
+        &format!("uid=twin,ou=others,{SUFFIX}"),
+        person("twin", "Twin Two", &[]),
+    );
+    let mut dave = person(
+        "dave.ad",
+        "Dave",
+        &[
+            ("mail", "dave@corp.example"),
+            ("sAMAccountName", "dave"),
+            ("userAccountControl", "512"),
+            ("userPassword", "dave-pw"),
+        ],
+    );
+    dave[0].1.push("pinwheelTestAdUser".into());
+    add(c, &format!("cn=Dave,ou=ad,{SUFFIX}"), dave);
+    let mut dan = person(
+        "dan.ad",
+        "Dan",
+        &[("sAMAccountName", "dan"), ("userAccountControl", "514")],
+    );
+    dan[0].1.push("pinwheelTestAdUser".into());
+    add(c, &format!("cn=Dan,ou=ad,{SUFFIX}"), dan);
+    let alice = format!("uid=alice,{PEOPLE}");
+    let bob = format!("uid=bob,{PEOPLE}");
+    let dave_dn = format!("cn=Dave,ou=ad,{SUFFIX}");
+    add(
+        c,
+        &format!("cn=vpn,ou=groups,{SUFFIX}"),
+        group("vpn", &[&alice]),
+    );
+    add(
+        c,
+        &format!("cn=staff,ou=groups,{SUFFIX}"),
+        group("staff", &[&alice, &bob]),
+    );
+    add(
+        c,
+        &format!("cn=VPN Users,ou=groups,{SUFFIX}"),
+        group("VPN Users", &[&dave_dn]),
+    );
 }
 
 type Attrs = Vec<(String, Vec<String>)>;
@@ -384,14 +203,9 @@ fn add(c: &mut LdapConn, dn: &str, attrs: Attrs) {
         .unwrap_or_else(|e| panic!("adding {dn}: {e}"));
 }
 
-impl Drop for Slapd {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it.
-fn write_tls_files(d: &Path) {
+/// A CA and a server certificate for 127.0.0.1 signed by it, and (second)
+/// a CA that signed nothing here, for the refusal test; as PEM.
+fn tls_files() -> (Tls, String) {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -404,13 +218,14 @@ fn write_tls_files(d: &Path) {
         rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .expect("server params");
     let cert = params.signed_by(&key, &ca, &ca_key).expect("server cert");
-    std::fs::write(d.join("ca.pem"), ca.pem()).expect("ca.pem");
-    std::fs::write(d.join("server.pem"), cert.pem()).expect("server.pem");
-    std::fs::write(d.join("server.key"), key.serialize_pem()).expect("server.key");
-    // A CA that signed nothing here, for the refusal test.
+    let tls = Tls {
+        ca: ca.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    };
     let other_key = rcgen::KeyPair::generate().expect("other key");
     let other = ca_params.self_signed(&other_key).expect("other CA");
-    std::fs::write(d.join("other-ca.pem"), other.pem()).expect("other-ca.pem");
+    (tls, other.pem())
 }
 
 fn service_password_file(slapd: &Slapd, password: &str) -> PathBuf {
@@ -455,7 +270,7 @@ fn lookup(p: &LdapDirectory, name: &str) -> Option<DirectoryUser> {
 
 #[test]
 fn lookup_maps_attributes_and_groups() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let p = new_plugin(openldap_config(&slapd, &[slapd.url()]));
 
     let alice = lookup(&p, "alice").expect("alice exists");
@@ -495,7 +310,7 @@ fn lookup_maps_attributes_and_groups() {
 
 #[test]
 fn filter_metacharacters_never_widen_a_search() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let p = new_plugin(openldap_config(&slapd, &[slapd.url()]));
 
     // A user literally named with metacharacters is found, and only them.
@@ -530,7 +345,7 @@ fn filter_metacharacters_never_widen_a_search() {
 
 #[test]
 fn check_password_binds_as_the_user() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let p = new_plugin(openldap_config(&slapd, &[slapd.url()]));
 
     assert_eq!(p.check_password("alice", "alice-pw"), Ok(true));
@@ -582,7 +397,7 @@ fn check_password_binds_as_the_user() {
 
 #[test]
 fn list_users_pages_through_everyone() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let mut config = openldap_config(&slapd, &[slapd.url()]);
     config["page_size"] = json!(1);
     let paged = new_plugin(config);
@@ -602,7 +417,7 @@ fn list_users_pages_through_everyone() {
 
 #[test]
 fn ambiguous_users_are_an_error() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let mut config = openldap_config(&slapd, &[slapd.url()]);
     config["base_dn"] = json!(SUFFIX);
     let p = new_plugin(config);
@@ -615,7 +430,7 @@ fn ambiguous_users_are_an_error() {
 
 #[test]
 fn active_directory_style_config() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let p = new_plugin(json!({
         "urls": [slapd.url()],
         "bind_dn": SERVICE_DN,
@@ -647,7 +462,7 @@ fn active_directory_style_config() {
 
 #[test]
 fn failover_to_the_next_url() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let dead = format!("ldap://127.0.0.1:{}", free_port());
     // A server that accepts TCP but never answers LDAP.
     let silent = TcpListener::bind("127.0.0.1:0").expect("silent listener");
@@ -707,7 +522,7 @@ fn failover_to_the_next_url() {
 
 #[test]
 fn reconnects_after_the_server_restarts() {
-    let mut slapd = Slapd::start();
+    let mut slapd = start_slapd();
     let p = new_plugin(openldap_config(&slapd, &[slapd.url()]));
     assert!(lookup(&p, "alice").is_some());
     slapd.restart();
@@ -721,7 +536,7 @@ fn reconnects_after_the_server_restarts() {
 
 #[test]
 fn tls_with_ldaps_and_starttls() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let mut config = openldap_config(&slapd, &[slapd.tls_url()]);
     config["ca_file"] = json!(slapd.path("ca.pem"));
     let p = new_plugin(config);
@@ -749,7 +564,7 @@ fn tls_with_ldaps_and_starttls() {
 
 #[test]
 fn a_missing_base_dn_is_a_clear_error() {
-    let slapd = Slapd::start();
+    let slapd = start_slapd();
     let mut config = openldap_config(&slapd, &[slapd.url()]);
     config["base_dn"] = json!(format!("ou=missing,{SUFFIX}"));
     let p = new_plugin(config);

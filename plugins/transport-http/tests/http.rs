@@ -1,120 +1,14 @@
 //! The HTTP transport against a real HTTP receiver: a small server on
-//! 127.0.0.1 (port chosen at run time) that records each raw request and
-//! answers a chosen status, after a chosen delay.
+//! 127.0.0.1 (port chosen at run time, from `pinwheel-test-peers`) that
+//! records each raw request and answers a chosen status, after a chosen delay.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use pinwheel_sdk::{ErrorKind, Message, MessageKind, Plugin, Transport};
+use pinwheel_test_peers::http::Receiver;
 use pinwheel_transport_http::Http;
 use serde_json::{json, Value};
-
-/// One request as received.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    target: String,
-    /// Header names lower-cased, in order.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn body_text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-}
-
-struct Receiver {
-    port: u16,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-}
-
-impl Receiver {
-    /// Answers every request with `status` and `answer`, after `delay`.
-    fn start(status: u16, answer: &'static str, delay: Duration) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { break };
-                let seen = Arc::clone(&seen);
-                std::thread::spawn(move || {
-                    let _ = serve(stream, status, answer, delay, &seen);
-                });
-            }
-        });
-        Receiver { port, requests }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-fn serve(
-    stream: TcpStream,
-    status: u16,
-    answer: &str,
-    delay: Duration,
-    seen: &Mutex<Vec<Recorded>>,
-) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.trim_end().splitn(3, ' ');
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    seen.lock().unwrap().push(Recorded {
-        method,
-        target,
-        headers,
-        body,
-    });
-    std::thread::sleep(delay);
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 {status} Whatever\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-        answer.len()
-    )?;
-    stream.flush()
-}
 
 fn message(kind: MessageKind, body: &str) -> Message {
     let mut m = Message::new(kind, "alice");

@@ -1,113 +1,18 @@
 //! The SMTP transport against a real SMTP server: aiosmtpd (from PyPI),
 //! started privately on 127.0.0.1 on a port the kernel picks, through the
-//! sink script beside this file. Plain, STARTTLS and implicit TLS with a
+//! sink of `pinwheel-test-peers`. Plain, STARTTLS and implicit TLS with a
 //! private CA, login, and the server's refusals.
 //!
 //! Needs `python3` with aiosmtpd (`tools/test.sh` installs it); set
 //! `PINWHEEL_PYTHON` to use another interpreter.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use pinwheel_sdk::{ErrorKind, Message, MessageKind, Plugin, Transport};
+use pinwheel_test_peers::free_port;
+use pinwheel_test_peers::smtp::Sink;
 use pinwheel_transport_smtp::Smtp;
 use serde_json::{json, Value};
-
-fn python() -> String {
-    std::env::var("PINWHEEL_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-/// Fails (never skips) when aiosmtpd is missing.
-fn require_aiosmtpd() {
-    let python = python();
-    let found = Command::new(&python)
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "the SMTP tests need aiosmtpd for {python}, and it is missing: run tools/test.sh, \
-         which installs it (`{python} -m pip install aiosmtpd`)"
-    );
-}
-
-/// A running sink; killed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start(args: &[&str]) -> Sink {
-        require_aiosmtpd();
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
-        let mut child = Command::new(python())
-            .arg(&script)
-            .arg("--dir")
-            .arg(dir.path())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start python3");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the SMTP sink did not report its port within 30 s");
-            }
-        };
-        let port = match line.trim().parse() {
-            Ok(port) => port,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the SMTP sink did not start (stdout: {line:?}); see its stderr above");
-            }
-        };
-        Sink { child, port, dir }
-    }
-
-    /// The messages accepted so far, oldest first.
-    fn messages(&self) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort_by_key(|p| {
-            p.file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<u32>().ok())
-        });
-        files
-            .iter()
-            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A private CA and a certificate for 127.0.0.1 signed by it, as PEM files.
 struct Pki {
@@ -166,11 +71,6 @@ fn check_delivery(record: &Value, to: &str) -> (String, String) {
     );
     assert!(headers.contains(&format!("To: {to}\n")), "{headers}");
     (headers.to_string(), body.to_string())
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 #[test]

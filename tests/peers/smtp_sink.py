@@ -1,4 +1,4 @@
-"""A private SMTP sink for the transport-smtp tests, built on aiosmtpd.
+"""A private SMTP sink for the SMTP tests (pinwheel-test-peers), built on aiosmtpd.
 
 Listens on 127.0.0.1 on a port the kernel picks and prints that port on the
 first line of stdout. Every accepted message is saved as one JSON file in
