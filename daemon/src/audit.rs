@@ -208,7 +208,7 @@ impl AuditLog {
     }
 }
 
-/// Counts an authentication decision made over HTTP (agent API, REST, pages)
+/// Counts an authentication decision made over HTTP (agent APIs, pages)
 /// in the metrics, by the source and result of its committed audit row.
 /// RADIUS decisions are counted where their replies are sent.
 fn count_decision(row: &AuditRow) {
@@ -220,8 +220,6 @@ fn count_decision(row: &AuditRow) {
         From_::Agent
     } else if row.source.starts_with("page@") {
         From_::Page
-    } else if row.source == "api" || row.source.starts_with("api@") {
-        From_::Rest
     } else {
         return;
     };

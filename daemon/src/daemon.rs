@@ -256,6 +256,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         "pinwheeld {} serving",
         env!("CARGO_PKG_VERSION")
     );
+    warn_if_no_radius_clients(app.config.radius.clients.len());
     crate::system::notify_ready_with_status(&serving_status(&app));
     tokio::spawn(status_and_watchdog(app.clone(), shutdown_rx.clone()));
 
@@ -460,6 +461,7 @@ async fn reloader(app: Arc<App>, path: PathBuf, mut requests: tokio::sync::mpsc:
                     applied.radius_clients, applied.transports, applied.directories
                 );
                 tracing::info!("{line}");
+                warn_if_no_radius_clients(applied.radius_clients);
                 tokio::spawn(check_directories(app.clone()));
                 line
             }
@@ -494,6 +496,16 @@ async fn maintenance(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<b
             Ok(Err(e)) => tracing::warn!("audit pruning failed: {e}"),
             Err(e) => tracing::warn!("audit pruning task failed: {e}"),
         }
+    }
+}
+
+/// A config without `[[radius.client]]` is valid (the HTTP side still
+/// serves), but every RADIUS request is then dropped: say so loudly.
+fn warn_if_no_radius_clients(count: usize) {
+    if count == 0 {
+        tracing::warn!(
+            "no [[radius.client]] is configured: every RADIUS request is dropped until one is added"
+        );
     }
 }
 

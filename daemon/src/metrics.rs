@@ -20,19 +20,16 @@ pub enum Source {
     Agent,
     /// A web page.
     Page,
-    /// The REST provisioning API.
-    Rest,
 }
 
 impl Source {
-    const ALL: [Source; 4] = [Source::Radius, Source::Agent, Source::Page, Source::Rest];
+    const ALL: [Source; 3] = [Source::Radius, Source::Agent, Source::Page];
 
     fn label(self) -> &'static str {
         match self {
             Source::Radius => "radius",
             Source::Agent => "agent",
             Source::Page => "page",
-            Source::Rest => "rest",
         }
     }
 }
@@ -132,7 +129,7 @@ impl Histogram {
 
 /// The daemon's metrics (one per process: [`METRICS`]).
 pub struct Metrics {
-    requests: [[AtomicU64; 4]; 4],
+    requests: [[AtomicU64; 4]; 3],
     /// RADIUS decision latency: from the datagram's arrival to the reply
     /// being handed to the socket.
     pub radius_duration: Histogram,
@@ -151,7 +148,7 @@ pub const HEARTBEAT_PERIOD: Duration = Duration::from_millis(250);
 
 /// The process's metrics.
 pub static METRICS: Metrics = Metrics {
-    requests: [const { [const { AtomicU64::new(0) }; 4] }; 4],
+    requests: [const { [const { AtomicU64::new(0) }; 4] }; 3],
     radius_duration: Histogram::new(),
     store_commit: Histogram::new(),
     plugin_failures: Mutex::new(std::collections::BTreeMap::new()),
@@ -323,7 +320,7 @@ mod tests {
     #[test]
     fn render_names_every_series_and_escapes_labels() {
         let m = Metrics {
-            requests: [const { [const { AtomicU64::new(0) }; 4] }; 4],
+            requests: [const { [const { AtomicU64::new(0) }; 4] }; 3],
             radius_duration: Histogram::new(),
             store_commit: Histogram::new(),
             plugin_failures: Mutex::new(Default::default()),

@@ -170,6 +170,19 @@ fn accounting_port_answers_and_logs() {
         out.contains("Received Accounting-Response"),
         "unsigned accounting: {out}"
     );
+    // Forwarded by a proxy (Proxy-State, no Message-Authenticator): still
+    // answered, with Proxy-State echoed (limit_proxy_state is about
+    // Access-Requests).
+    let out = radclient_acct(
+        d.layout.accounting_port,
+        "acct",
+        "User-Name = \"alice\"\nAcct-Status-Type = Interim-Update\nAcct-Session-Id = \"sess-1\"\nProxy-State = 0x7070\n",
+    );
+    assert!(
+        out.contains("Received Accounting-Response"),
+        "proxied accounting: {out}"
+    );
+    assert!(out.contains("Proxy-State = 0x7070"), "{out}");
     let out = radclient_acct(
         d.layout.accounting_port,
         "status",

@@ -567,7 +567,7 @@ fn print_result(command: &Command, result: &serde_json::Value) {
             require_pin,
         }) => {
             println!(
-                "user {name}: the next provisioning makes a {mode} device; a device the user \
+                "user {name}: the next provisioning makes a device in {mode} mode; a device the user \
                  already has keeps working until then (send a code: pinwheelctl provision send {name})"
             );
             if let Some(r) = require_pin {

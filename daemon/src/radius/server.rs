@@ -497,12 +497,7 @@ fn handle_datagram(
     }
     let secret = client.secret.expose();
     let request = match codec::decode_request(datagram, secret) {
-        Ok(r) => {
-            if let Some(stats) = stats.get(client_index) {
-                stats.seen();
-            }
-            r
-        }
+        Ok(r) => r,
         Err(e) => {
             server.drop_early(
                 from,
@@ -525,7 +520,11 @@ fn handle_datagram(
         );
         return;
     }
+    // BlastRADIUS concerns Access-Requests; an Accounting-Request's Request
+    // Authenticator already covers the whole packet (RFC 2866 §3), so
+    // accounting forwarded by a proxy (with Proxy-State) is answered.
     if client.limit_proxy_state
+        && request.code == Code::AccessRequest
         && !request.has_message_authenticator
         && request.proxy_states().next().is_some()
     {
@@ -553,6 +552,10 @@ fn handle_datagram(
             ),
         );
         return;
+    }
+    // Counted for `pinwheelctl clients` only once it passed every check above.
+    if let Some(stats) = stats.get(client_index) {
+        stats.seen();
     }
     let key: CacheKey = (from, request.identifier, request.authenticator);
     enum Seen {
